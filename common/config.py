@@ -1,0 +1,258 @@
+"""Configuration: one table of options, read from a file, `UCLOUD_*` environment variables and
+command-line flags (later wins).
+
+The file (`/etc/ucloud/ucloud.conf` unless `--config` or `UCLOUD_CONFIG` says otherwise) holds
+`key = value` lines; `#` starts a comment. The same table documents every key (docs/config.md is
+generated from it by `python -m common.config`), so docs and code cannot drift apart.
+"""
+
+import os
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import click
+
+from common.units import parse_size
+
+DEFAULT_PATH = "/etc/ucloud/ucloud.conf"
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"expected true or false, got {text!r}")
+
+
+def _list(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _optional_size(text: str) -> int | None:
+    return parse_size(text) if text.strip() else None
+
+
+def _optional_int(text: str) -> int | None:
+    return int(text) if text.strip() else None
+
+
+def _choice(*choices: str) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in choices:
+            raise ValueError(f"expected one of {', '.join(choices)}, got {text!r}")
+        return text
+
+    return parse
+
+
+@dataclass(frozen=True)
+class Option:
+    """One configuration key: its default (as text, parsed like any other source), parser and
+    the sentence the docs show."""
+
+    name: str
+    default: str
+    parse: Callable[[str], Any]
+    help: str
+
+
+OPTIONS: dict[str, Option] = {
+    option.name: option
+    for option in (
+        Option(
+            "etcd_endpoints",
+            "127.0.0.1:2379",
+            _list,
+            "etcd client endpoints, host:port, comma-separated; the store fails over between them",
+        ),
+        Option("etcd_timeout", "2.0", float, "seconds one etcd request may take before failover"),
+        Option(
+            "etcd_retry_deadline",
+            "15.0",
+            float,
+            "seconds a store call retries across endpoints before it reports etcd unavailable",
+        ),
+        Option("log_level", "INFO", str.upper, "DEBUG, INFO, WARNING or ERROR"),
+        Option(
+            "metrics_port",
+            "",
+            _optional_int,
+            "port of the daemon's Prometheus /metrics listener on 127.0.0.1 (empty: the daemon's"
+            " default, 0: off); ucloud-api serves /metrics itself",
+        ),
+        Option("api_bind", "[::1]:8080", str, "address:port ucloud-api listens on"),
+        Option("api_workers", "4", int, "gunicorn worker processes of ucloud-api"),
+        Option("api_max_body", "1MiB", parse_size, "largest request body the API accepts"),
+        Option(
+            "auth_backend",
+            "local",
+            _choice("local", "ungleich-otp"),
+            "where TOTP tokens are checked: seeds kept in etcd (local) or an ungleich-otp server",
+        ),
+        Option("auth_window", "1", int, "30-second TOTP steps accepted either side of now (local)"),
+        Option("admin_realm", "ucloud-admin", str, "callers of this realm may act on everything"),
+        Option("otp_server", "", str, "base URL of the ungleich-otp server (ungleich-otp backend)"),
+        Option("otp_verify_name", "", str, "ucloud's own name at the ungleich-otp server"),
+        Option("otp_verify_realm", "", str, "ucloud's own realm at the ungleich-otp server"),
+        Option(
+            "otp_verify_seed",
+            "",
+            str,
+            "ucloud's own TOTP seed at the ungleich-otp server (a secret: never logged)",
+        ),
+        Option(
+            "hostname",
+            socket.gethostname(),
+            str,
+            "this host's name in the cloud (several hosts may share one machine)",
+        ),
+        Option(
+            "host_lease_ttl", "3", int, "seconds a host's liveness key outlives its last refresh"
+        ),
+        Option("host_cpu", "", _optional_int, "CPUs this host offers (empty: detected)"),
+        Option("host_ram", "", _optional_size, "memory this host offers (empty: detected)"),
+        Option(
+            "host_disk",
+            "",
+            _optional_size,
+            "disk this host offers (empty: free space of image_dir)",
+        ),
+        Option("host_report_interval", "10", float, "seconds between a host's usage reports"),
+        Option("cpu_overcommit", "4.0", float, "vCPUs placed per host CPU"),
+        Option("ram_overcommit", "1.0", float, "VM memory placed per byte of host memory"),
+        Option("disk_overcommit", "1.0", float, "VM disk placed per byte of host disk"),
+        Option(
+            "placement",
+            "spread",
+            _choice("spread", "pack"),
+            "spread VMs over hosts (most free memory first) or pack them (least free first)",
+        ),
+        Option("scheduler_lease_ttl", "3", int, "seconds the scheduler leader's lease lasts"),
+        Option("run_dir", "/run/ucloud", str, "per-VM sockets and logs: <run_dir>/vm/<uuid>/"),
+        Option(
+            "image_dir",
+            "/var/lib/ucloud/images",
+            str,
+            "the filesystem image store: image files and VM disks",
+        ),
+    )
+}
+
+
+class Config(dict[str, Any]):
+    """Parsed options by name; attribute access for readability (`config.etcd_endpoints`)."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def read_file(path: str | Path) -> dict[str, str]:
+    """Parse `key = value` lines. Unknown keys are an error: a typo must not be silently ignored."""
+    values: dict[str, str] = {}
+    for number, raw in enumerate(Path(path).read_text().splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if "=" not in line:
+            raise click.UsageError(f"{path}:{number}: expected 'key = value', got {raw!r}")
+        key, value = (part.strip() for part in line.split("=", 1))
+        values[key] = value
+    return values
+
+
+def load(
+    path: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Build the config: defaults < file < UCLOUD_<KEY> environment < overrides (flags).
+
+    Overrides that are None are ignored so unset flags do not mask the file.
+    """
+    environ = os.environ if environ is None else environ
+    path = path or environ.get("UCLOUD_CONFIG") or None
+    raw = {name: option.default for name, option in OPTIONS.items()}
+    sources = {name: "default" for name in OPTIONS}
+    file_path = path or (DEFAULT_PATH if Path(DEFAULT_PATH).exists() else None)
+    if file_path:
+        for key, value in read_file(file_path).items():
+            if key not in OPTIONS:
+                raise click.UsageError(f"{file_path}: unknown option {key!r}")
+            raw[key], sources[key] = value, file_path
+    for name in OPTIONS:
+        env_value = environ.get(f"UCLOUD_{name.upper()}")
+        if env_value is not None:
+            raw[name], sources[name] = env_value, f"UCLOUD_{name.upper()}"
+    config = Config()
+    for name, option in OPTIONS.items():
+        value = raw[name]
+        try:
+            config[name] = option.parse(value) if isinstance(value, str) else value
+        except ValueError as error:
+            raise click.UsageError(f"option {name} (from {sources[name]}): {error}") from None
+    for name, value in (overrides or {}).items():
+        if value is None:
+            continue
+        try:
+            config[name] = OPTIONS[name].parse(value) if isinstance(value, str) else value
+        except ValueError as error:
+            raise click.UsageError(f"--{name.replace('_', '-')}: {error}") from None
+    return config
+
+
+def options(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Click decorator: `--config` plus one `--<key>` flag per named option, all as text.
+
+    The command receives `config_path` and the raw flags; `load_from_flags` turns them into a
+    Config with the file and environment underneath.
+    """
+
+    def decorate(function: Callable[..., Any]) -> Callable[..., Any]:
+        for name in reversed(names):
+            option = OPTIONS[name]
+            function = click.option(
+                f"--{name.replace('_', '-')}", name, default=None, help=option.help
+            )(function)
+        return click.option(
+            "--config",
+            "config_path",
+            default=None,
+            help=f"config file (default: $UCLOUD_CONFIG or {DEFAULT_PATH} if it exists)",
+        )(function)
+
+    return decorate
+
+
+def load_from_flags(config_path: str | None, flags: Mapping[str, Any]) -> Config:
+    """The Config for a command decorated with `options`: flags override everything else."""
+    return load(config_path, overrides={k: v for k, v in flags.items() if k in OPTIONS})
+
+
+def reference_markdown() -> str:
+    """docs/config.md: every option with its default and meaning."""
+    lines = [
+        "# Configuration reference",
+        "",
+        "Generated from `common/config.py` (`python -m common.config > docs/config.md`).",
+        "Each key can be set in the config file (`key = value`), as `UCLOUD_<KEY>` in the",
+        "environment, or as `--<key>` on a daemon's command line (later wins).",
+        "",
+        "| key | default | meaning |",
+        "|---|---|---|",
+    ]
+    for option in OPTIONS.values():
+        default = "(this machine's hostname)" if option.name == "hostname" else option.default
+        lines.append(f"| `{option.name}` | `{default}` | {option.help} |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(reference_markdown(), end="")

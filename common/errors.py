@@ -1,0 +1,34 @@
+"""The error types every layer raises. Only ucloud_api/errors.py maps them to HTTP status codes;
+storage and driver code never speaks HTTP."""
+
+
+class UcloudError(Exception):
+    """Base class; the message is safe to show to the caller."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidInput(UcloudError):
+    """The request or record is malformed (bad field, bad unit, wrong type)."""
+
+
+class Unauthenticated(UcloudError):
+    """Missing, unknown or wrong credentials."""
+
+
+class Forbidden(UcloudError):
+    """The caller is known but may not do this."""
+
+
+class NotFound(UcloudError):
+    """The named thing does not exist (or is not visible to the caller)."""
+
+
+class Conflict(UcloudError):
+    """The request clashes with the current state (already exists, in use, race lost)."""
+
+
+class Unavailable(UcloudError):
+    """A dependency (etcd, the OTP server) cannot be reached right now; retrying may help."""

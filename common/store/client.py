@@ -1,0 +1,305 @@
+"""Store: the etcd client every daemon uses.
+
+Values are JSON objects. Every call goes to the current endpoint; on a connection-level failure
+(etcd down, no leader, timeout) the store moves to the next endpoint and retries with back-off until
+`retry_deadline` passes, then raises `Unavailable`. A write whose reply was lost may have been
+applied: callers write with compare conditions (create-if-absent, mod_revision) or idempotently, so
+a retry is either harmless or reported as a conflict.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import grpc
+import orjson
+from pyetcd.etcdrpc import rpc_pb2, rpc_pb2_grpc
+
+from common.errors import UcloudError, Unavailable
+from common.store.txn import Compare, Op, Put, absent, encode, mod_revision_is, prefix_end
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# Failures of the connection or the member rather than of the request: another endpoint (or the
+# same one a moment later) may succeed.
+RETRYABLE = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.UNKNOWN,
+    grpc.StatusCode.INTERNAL,
+}
+
+# "hasleader" makes a member without a leader refuse at once (UNAVAILABLE) instead of hanging, and
+# cancel watches, so the client fails over to a member of the majority.
+METADATA = (("hasleader", "true"),)
+
+CHANNEL_OPTIONS = [
+    # A watch over a dead link would hang silently for minutes without keepalive pings.
+    ("grpc.keepalive_time_ms", 5000),
+    ("grpc.keepalive_timeout_ms", 2000),
+    ("grpc.keepalive_permit_without_calls", 1),
+    ("grpc.http2.max_pings_without_data", 0),
+    # Reconnect quickly after an etcd restart (gRPC's default back-off grows to minutes).
+    ("grpc.initial_reconnect_backoff_ms", 100),
+    ("grpc.min_reconnect_backoff_ms", 100),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+    # Listing 10,000 VMs is several MB.
+    ("grpc.max_receive_message_length", 512 * 1024 * 1024),
+]
+
+
+class StoreError(UcloudError):
+    """etcd refused a request for a reason retrying cannot fix (a bug on our side)."""
+
+
+class Compacted(UcloudError):
+    """The revision asked for is gone from etcd's history; re-list, then watch again."""
+
+    def __init__(self, revision: int) -> None:
+        super().__init__(f"revision compacted (oldest kept: {revision})")
+        self.revision = revision
+
+
+class Entry:
+    """One key as read: JSON value (decoded on first use) and its revisions."""
+
+    __slots__ = ("_value", "create_revision", "key", "lease", "mod_revision", "raw")
+
+    def __init__(self, kv: Any) -> None:
+        self.key: str = kv.key.decode()
+        self.raw: bytes = kv.value
+        self.mod_revision: int = kv.mod_revision
+        self.create_revision: int = kv.create_revision
+        self.lease: int = kv.lease
+        self._value: Any = None
+
+    @property
+    def value(self) -> Any:
+        """The decoded JSON. Callers get their own copy to change: `copy_value()`."""
+        if self._value is None:
+            self._value = orjson.loads(self.raw)
+        return self._value
+
+    def copy_value(self) -> Any:
+        return orjson.loads(self.raw)
+
+    def __repr__(self) -> str:
+        return f"Entry({self.key!r}, mod_revision={self.mod_revision})"
+
+
+@dataclass(frozen=True)
+class Listing:
+    entries: list[Entry]
+    revision: int  # the store revision the listing was read at: watch from revision + 1
+
+
+@dataclass(frozen=True)
+class TxnResult:
+    succeeded: bool
+    revision: int
+
+
+class _Endpoint:
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        self.kv = rpc_pb2_grpc.KVStub(self.channel)
+        self.lease = rpc_pb2_grpc.LeaseStub(self.channel)
+        self.watch = rpc_pb2_grpc.WatchStub(self.channel)
+
+
+class Store:
+    """Thread-safe etcd client; one per process (after any fork)."""
+
+    def __init__(
+        self, endpoints: Sequence[str], timeout: float = 2.0, retry_deadline: float = 15.0
+    ) -> None:
+        if not endpoints:
+            raise ValueError("at least one etcd endpoint is needed")
+        self._endpoints = [_Endpoint(address) for address in endpoints]
+        self._current = 0
+        self._lock = threading.Lock()
+        self.timeout = timeout
+        self.retry_deadline = retry_deadline
+
+    @classmethod
+    def from_config(cls, config: Any) -> "Store":
+        return cls(config.etcd_endpoints, config.etcd_timeout, config.etcd_retry_deadline)
+
+    def close(self) -> None:
+        for endpoint in self._endpoints:
+            endpoint.channel.close()
+
+    # -- endpoint selection and retry ------------------------------------------------------
+
+    def endpoint(self) -> _Endpoint:
+        """The endpoint calls go to now (watch.py uses it too)."""
+        return self._endpoints[self._current]
+
+    def endpoint_failed(self, endpoint: _Endpoint) -> None:
+        """Move on to the next endpoint, unless another thread already did."""
+        with self._lock:
+            if self._endpoints[self._current] is endpoint and len(self._endpoints) > 1:
+                self._current = (self._current + 1) % len(self._endpoints)
+                log.warning(
+                    "etcd %s failed; trying %s",
+                    endpoint.address,
+                    self._endpoints[self._current].address,
+                )
+
+    def _call(
+        self, what: str, invoke: Callable[[_Endpoint], T], deadline: float | None = None
+    ) -> T:
+        give_up = time.monotonic() + (self.retry_deadline if deadline is None else deadline)
+        delay = 0.05
+        while True:
+            endpoint = self.endpoint()
+            try:
+                return invoke(endpoint)
+            except grpc.RpcError as error:
+                code = error.code()
+                if code == grpc.StatusCode.OUT_OF_RANGE and "compacted" in (error.details() or ""):
+                    raise Compacted(0) from None
+                if code not in RETRYABLE:
+                    raise StoreError(f"etcd refused {what}: {error.details()}") from None
+                self.endpoint_failed(endpoint)
+                if time.monotonic() + delay > give_up:
+                    raise Unavailable(f"etcd unavailable ({what}): {error.details()}") from None
+                log.debug("etcd %s: %s (%s); retrying", what, code.name, error.details())
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+    # -- reads ------------------------------------------------------------------------------
+
+    def get(self, key: str) -> Entry | None:
+        request = rpc_pb2.RangeRequest(key=key.encode())
+        response = self._call(
+            "get", lambda ep: ep.kv.Range(request, self.timeout, metadata=METADATA)
+        )
+        return Entry(response.kvs[0]) if response.kvs else None
+
+    def list(self, prefix: str) -> Listing:
+        """Every key under prefix, sorted by key, and the revision they were read at."""
+        request = rpc_pb2.RangeRequest(key=prefix.encode(), range_end=prefix_end(prefix))
+        response = self._call(
+            "list", lambda ep: ep.kv.Range(request, self.timeout * 5, metadata=METADATA)
+        )
+        return Listing([Entry(kv) for kv in response.kvs], response.header.revision)
+
+    def count(self, prefix: str) -> int:
+        request = rpc_pb2.RangeRequest(
+            key=prefix.encode(), range_end=prefix_end(prefix), count_only=True
+        )
+        response = self._call(
+            "count", lambda ep: ep.kv.Range(request, self.timeout, metadata=METADATA)
+        )
+        return response.count
+
+    # -- writes -----------------------------------------------------------------------------
+
+    def put(self, key: str, value: Any, lease: int = 0) -> int:
+        """Unconditional write (only for values nobody else changes); returns the revision."""
+        request = rpc_pb2.PutRequest(key=key.encode(), value=encode(value), lease=lease)
+        response = self._call("put", lambda ep: ep.kv.Put(request, self.timeout, metadata=METADATA))
+        return response.header.revision
+
+    def txn(
+        self, compares: Iterable[Compare], success: Iterable[Op], failure: Iterable[Op] = ()
+    ) -> TxnResult:
+        request = rpc_pb2.TxnRequest(
+            compare=[c.message() for c in compares],
+            success=[op.message() for op in success],
+            failure=[op.message() for op in failure],
+        )
+        response = self._call("txn", lambda ep: ep.kv.Txn(request, self.timeout, metadata=METADATA))
+        return TxnResult(response.succeeded, response.header.revision)
+
+    def create(self, key: str, value: Any, lease: int = 0) -> bool:
+        """Create-if-absent; False if the key exists."""
+        return self.txn([absent(key)], [Put(key, value, lease)]).succeeded
+
+    def delete(self, key: str, prefix: bool = False) -> int:
+        """Delete a key (or every key under a prefix); returns how many were deleted."""
+        request = rpc_pb2.DeleteRangeRequest(key=key.encode())
+        if prefix:
+            request.range_end = prefix_end(key)
+        response = self._call(
+            "delete", lambda ep: ep.kv.DeleteRange(request, self.timeout, metadata=METADATA)
+        )
+        return response.deleted
+
+    def update(
+        self,
+        key: str,
+        mutate: Callable[[Any], Any | None],
+        compares: Callable[[], Sequence[Compare]] = lambda: (),
+    ) -> Entry | None:
+        """Read-modify-write without lost updates.
+
+        `mutate` gets a private copy of the current value and returns the new value, or None to
+        leave the key as it is; it may raise to abort. The write is a transaction on the key's
+        mod_revision (plus `compares()`, e.g. a leader fence); on conflict the whole thing runs
+        again on the fresh value. Returns the entry after the write (or as read, when unchanged),
+        or None when the key does not exist.
+        """
+        while True:
+            entry = self.get(key)
+            if entry is None:
+                return None
+            new_value = mutate(entry.copy_value())
+            if new_value is None:
+                return entry
+            conditions = [mod_revision_is(key, entry.mod_revision), *compares()]
+            result = self.txn(conditions, [Put(key, new_value, entry.lease)])
+            if result.succeeded:
+                return self.get(key)
+            log.debug("update %s: lost a race, retrying", key)
+
+    # -- leases -----------------------------------------------------------------------------
+
+    def grant(self, ttl: int) -> int:
+        request = rpc_pb2.LeaseGrantRequest(TTL=ttl)
+        response = self._call(
+            "lease grant", lambda ep: ep.lease.LeaseGrant(request, self.timeout, metadata=METADATA)
+        )
+        return response.ID
+
+    def keepalive(self, lease_id: int, deadline: float) -> int:
+        """Refresh a lease once; returns its new TTL in seconds (0: the lease is gone)."""
+        request = rpc_pb2.LeaseKeepAliveRequest(ID=lease_id)
+
+        def invoke(ep: _Endpoint) -> int:
+            responses = ep.lease.LeaseKeepAlive(
+                iter([request]), min(self.timeout, deadline), metadata=METADATA
+            )
+            try:
+                for response in responses:
+                    return response.TTL
+                return 0
+            finally:
+                responses.cancel()
+
+        return self._call("lease keepalive", invoke, deadline=deadline)
+
+    def revoke(self, lease_id: int) -> None:
+        request = rpc_pb2.LeaseRevokeRequest(ID=lease_id)
+
+        def invoke(ep: _Endpoint) -> None:
+            try:
+                ep.lease.LeaseRevoke(request, self.timeout, metadata=METADATA)
+            except grpc.RpcError as error:
+                if error.code() != grpc.StatusCode.NOT_FOUND:  # already expired: fine
+                    raise
+
+        self._call("lease revoke", invoke)
+
+    # -- maintenance (tests, benchmarks) ------------------------------------------------------
+
+    def compact(self, revision: int) -> None:
+        request = rpc_pb2.CompactionRequest(revision=revision, physical=True)
+        self._call("compact", lambda ep: ep.kv.Compact(request, self.timeout, metadata=METADATA))

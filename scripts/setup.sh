@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Installs everything ucloud needs on a Debian 12 machine (run as root):
+# the apt packages, and a Python venv in .venv with the pinned requirements.
+# Idempotent and non-interactive: a second run only checks and returns.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(
+    # control plane
+    etcd-server etcd-client
+    # python venv for the daemons
+    python3 python3-venv python3-dev
+    # hosts: processes, namespaces, links
+    iproute2 procps psmisc
+    # hypervisor and images
+    qemu-system-x86 qemu-utils
+    # offline test guest image build (guest/build-tiny-image.sh)
+    busybox-static cpio syslinux syslinux-common mtools dosfstools fdisk
+    # handy for debugging serial consoles and sockets
+    socat
+)
+
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing apt packages: ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -q
+    apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv" >&2
+    /usr/bin/python3 -m venv .venv
+fi
+# Reinstall only when the pins changed since the last successful install.
+stamp=.venv/.ucloud-requirements
+want="$(sha256sum requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+    echo "setup: installing python packages" >&2
+    .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+    .venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+    echo "$want" > "$stamp"
+fi
+echo "setup: ok" >&2
