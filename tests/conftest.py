@@ -1,18 +1,27 @@
 """Fixtures that start real parts: etcd on free loopback ports, the daemons as processes."""
 
 import shutil
+import subprocess
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
+import pyotp
 import pytest
+from flask import Flask
+from flask.testing import FlaskClient
 
+from common import config as configuration
+from common.auth import create_local_user
+from common.config import Config
 from common.store import Store
 from ucloud_aio.etcd import EtcdServer
+from ucloud_api.app import create_app
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     # In CI a missing real part is a failure, never a skip.
-    for tool in ("etcd", "etcdctl"):
+    for tool in ("etcd", "etcdctl", "qemu-img"):
         if shutil.which(tool) is None:
             raise pytest.UsageError(f"{tool} is not installed: run scripts/setup.sh")
 
@@ -40,3 +49,75 @@ def store(etcd_server: EtcdServer) -> Iterator[Store]:
     client.delete("/", prefix=True)
     yield client
     client.close()
+
+
+def make_config(etcd: EtcdServer, tmp_path: Path, **overrides: object) -> Config:
+    """A Config for daemons under test: this test's etcd and directories, nothing from /etc."""
+    values = {
+        "etcd_endpoints": etcd.endpoint,
+        "image_dir": str(tmp_path / "images"),
+        "run_dir": str(tmp_path / "run"),
+        "etcd_retry_deadline": "10",
+        **{k: str(v) for k, v in overrides.items()},
+    }
+    return configuration.load("/dev/null", environ={}, overrides=values)
+
+
+def make_qcow2(path: Path, size: str = "64M") -> Path:
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), size], check=True)
+    return path
+
+
+@dataclass
+class ApiClient:
+    """Requests against the real Flask app (in-process) as one user, with fresh TOTP tokens."""
+
+    client: FlaskClient
+    name: str
+    realm: str
+    seed: str
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-Ucloud-Name": self.name,
+            "X-Ucloud-Realm": self.realm,
+            "X-Ucloud-Token": pyotp.TOTP(self.seed).now(),
+        }
+
+    def request(self, method: str, path: str, json: object = None, **kwargs: object):
+        return self.client.open(path, method=method, json=json, headers=self.headers(), **kwargs)
+
+    def get(self, path: str, **kwargs: object):
+        return self.request("GET", path, **kwargs)
+
+    def post(self, path: str, json: object = None, **kwargs: object):
+        return self.request("POST", path, json=json, **kwargs)
+
+    def delete(self, path: str, **kwargs: object):
+        return self.request("DELETE", path, **kwargs)
+
+
+@dataclass
+class Api:
+    app: Flask
+    store: Store
+    config: Config
+    admin: ApiClient
+    image_file: Path
+
+    def user(self, name: str, realm: str = "users") -> ApiClient:
+        account = create_local_user(self.store, name, realm)
+        return ApiClient(self.app.test_client(), name, realm, account["seed"])
+
+
+@pytest.fixture
+def api(store: Store, etcd_server: EtcdServer, tmp_path: Path) -> Api:
+    """The API app on the shared etcd, an admin, and a registered public image 'tiny'."""
+    config = make_config(etcd_server, tmp_path)
+    app = create_app(config, store=store)
+    admin_account = create_local_user(store, "admin", config.admin_realm)
+    admin = ApiClient(app.test_client(), "admin", config.admin_realm, admin_account["seed"])
+    image_file = make_qcow2(tmp_path / "tiny-source.qcow2")
+    answer = admin.post("/v1/image", {"name": "tiny", "file": str(image_file)})
+    assert answer.status_code == 201, answer.json
+    return Api(app, store, config, admin, image_file)

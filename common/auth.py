@@ -1,0 +1,148 @@
+"""TOTP authentication in the ungleich-otp style (DESIGN §5).
+
+A caller presents name, realm and a current 6-digit TOTP token. Two backends check it:
+- `local`: seeds kept in etcd (/v1/user/<name>/account), RFC 6238, 30 s steps, a small window;
+- `ungleich-otp`: the token is POSTed to an ungleich-otp server's /ungleichotp/verify/ together
+  with ucloud's own credentials; HTTP 200 means valid.
+Seeds are secrets: they are returned once, on creation, and never logged.
+"""
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import pyotp
+import requests
+
+from common.errors import Conflict, Unauthenticated, Unavailable
+from common.model import now
+from common.store import Store, keys
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Credentials:
+    name: str
+    realm: str
+    token: str
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is asking, once authenticated."""
+
+    name: str
+    realm: str
+    admin: bool
+
+    def may_access(self, owner: str) -> bool:
+        return self.admin or owner == self.name
+
+
+class OtpBackend(Protocol):
+    def verify(self, credentials: Credentials) -> bool: ...
+
+
+class LocalOtp:
+    """Seeds in etcd; users created through POST /v1/user."""
+
+    def __init__(self, store: Store, window: int = 1) -> None:
+        self.store = store
+        self.window = window
+
+    def verify(self, credentials: Credentials) -> bool:
+        entry = self.store.get(keys.user_account(credentials.name))
+        if entry is None:
+            return False
+        account = entry.value
+        if account.get("realm") != credentials.realm or not account.get("seed"):
+            return False
+        return pyotp.TOTP(account["seed"]).verify(credentials.token, valid_window=self.window)
+
+
+class UngleichOtp:
+    """Delegates to an ungleich-otp server; ucloud authenticates itself with its own TOTP."""
+
+    def __init__(
+        self,
+        server: str,
+        verify_name: str,
+        verify_realm: str,
+        verify_seed: str,
+        timeout: float = 3.0,
+    ) -> None:
+        if not (server and verify_name and verify_realm and verify_seed):
+            raise ValueError(
+                "auth_backend ungleich-otp needs otp_server, otp_verify_name, otp_verify_realm"
+                " and otp_verify_seed"
+            )
+        self.url = server.rstrip("/") + "/ungleichotp/verify/"
+        self.verify_name = verify_name
+        self.verify_realm = verify_realm
+        self.totp = pyotp.TOTP(verify_seed)
+        self.timeout = timeout
+        self.http = requests.Session()
+
+    def verify(self, credentials: Credentials) -> bool:
+        body = {
+            "name": credentials.name,
+            "realm": credentials.realm,
+            "token": credentials.token,
+            "verifyname": self.verify_name,
+            "verifyrealm": self.verify_realm,
+            "verifytoken": self.totp.now(),
+        }
+        try:
+            answer = self.http.post(self.url, json=body, timeout=self.timeout)
+        except requests.RequestException as error:
+            log.warning("ungleich-otp server %s unreachable: %s", self.url, type(error).__name__)
+            raise Unavailable("the authentication server cannot be reached; try again") from None
+        if answer.status_code >= 500:
+            raise Unavailable(f"the authentication server failed ({answer.status_code})")
+        return answer.status_code == 200
+
+
+def backend_from_config(config: Any, store: Store) -> OtpBackend:
+    if config.auth_backend == "local":
+        return LocalOtp(store, config.auth_window)
+    return UngleichOtp(
+        config.otp_server, config.otp_verify_name, config.otp_verify_realm, config.otp_verify_seed
+    )
+
+
+def authenticate(backend: OtpBackend, credentials: Credentials | None, admin_realm: str) -> Caller:
+    """The Caller for valid credentials; Unauthenticated (401) otherwise."""
+    if credentials is None:
+        raise Unauthenticated(
+            "missing credentials: send X-Ucloud-Name, X-Ucloud-Realm and X-Ucloud-Token"
+        )
+    if not credentials.token.isdigit() or not backend.verify(credentials):
+        raise Unauthenticated(
+            "invalid credentials: unknown user, wrong realm or wrong/expired token"
+        )
+    return Caller(credentials.name, credentials.realm, credentials.realm == admin_realm)
+
+
+def create_local_user(store: Store, name: str, realm: str) -> dict[str, Any]:
+    """Create a user with a fresh seed; returns the account including the seed (show it once)."""
+    account = {"name": name, "realm": realm, "seed": pyotp.random_base32(), "created": now()}
+    if not store.create(keys.user_account(name), account):
+        raise Conflict(f"user {name!r} already exists")
+    return account
+
+
+def public_account(account: dict[str, Any]) -> dict[str, Any]:
+    """An account as the API shows it after creation: never the seed."""
+    return {k: v for k, v in account.items() if k != "seed"}
+
+
+def parse_credentials(name: Any, realm: Any, token: Any) -> Credentials | None:
+    """Credentials from headers or body fields; None if none were sent at all."""
+    if name is None and realm is None and token is None:
+        return None
+    if not all(isinstance(v, str) and v for v in (name, realm, token)):
+        raise Unauthenticated("incomplete credentials: name, realm and token are all needed")
+    if len(token) > 16 or len(name) > 256 or len(realm) > 256:
+        raise Unauthenticated("credentials too long")
+    return Credentials(name, realm, token)

@@ -1,0 +1,78 @@
+"""The records kept in etcd (VMs, hosts, images, users): constants, constructors and the
+helpers every daemon uses to change them. docs/etcd.md describes the JSON of each."""
+
+import datetime
+import uuid as uuid_module
+from typing import Any
+
+# VM.desired
+RUNNING, STOPPED, DELETED = "running", "stopped", "deleted"
+DESIRED_STATES = (RUNNING, STOPPED, DELETED)
+
+# VM.status (DESIGN §4)
+PENDING = "PENDING"  # accepted, no host yet
+SCHEDULED = "SCHEDULED"  # host chosen, the host's VM agent has not reported yet
+STATUS_RUNNING = "RUNNING"
+STATUS_STOPPED = "STOPPED"
+MIGRATING = "MIGRATING"
+ERROR = "ERROR"
+KILLED = "KILLED"  # its host died; runs again once rescheduled
+DELETING = "DELETING"  # desired deleted, resources being released
+
+# Host.status
+ALIVE, DEAD = "ALIVE", "DEAD"
+
+LOG_KEEP = 30  # newest log lines kept on a record
+
+
+def now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def new_uuid() -> str:
+    return str(uuid_module.uuid4())
+
+
+def add_log(record: dict[str, Any], message: str) -> dict[str, Any]:
+    """Append a timestamped line to record["log"], keeping the newest LOG_KEEP."""
+    lines = record.setdefault("log", [])
+    lines.append(f"{now()} {message}")
+    del lines[:-LOG_KEEP]
+    return record
+
+
+def last_log_message(record: dict[str, Any]) -> str | None:
+    """The newest log line without its timestamp (to avoid repeating the same reason)."""
+    lines = record.get("log") or []
+    return lines[-1].split(" ", 1)[1] if lines else None
+
+
+def new_vm(spec: dict[str, Any], owner: str, image: dict[str, Any]) -> dict[str, Any]:
+    """A VM record as the API stores it on create (validated spec in, PENDING out)."""
+    vm = {
+        "uuid": new_uuid(),
+        "name": spec["name"],
+        "owner": owner,
+        "specs": {
+            "cpu": spec["cpu"],
+            "ram": spec["ram"],
+            "os_ssd": spec["os_ssd"],
+            "hdd": spec.get("hdd", []),
+        },
+        "image": image["uuid"],
+        "image_name": image["name"],
+        "desired": RUNNING,
+        "status": PENDING,
+        "host": None,
+        "networks": [],
+        "ssh_keys": spec.get("ssh_keys", []),
+        "user_data": spec.get("user_data"),
+        "created": now(),
+        "log": [],
+    }
+    return add_log(vm, f"created by {owner}")
+
+
+def vm_disk_bytes(vm: dict[str, Any]) -> int:
+    specs = vm["specs"]
+    return specs["os_ssd"] + sum(specs.get("hdd") or [])

@@ -1,0 +1,97 @@
+"""create_app(config): the Flask application, one blueprint per resource."""
+
+import logging
+import os
+import time
+from typing import Any
+
+import orjson
+from flask import Flask, Response, g, jsonify, request
+from flask.json.provider import JSONProvider
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from common.auth import OtpBackend, backend_from_config
+from common.errors import UcloudError
+from common.store import Store
+from ucloud_api import errors, hosts, images, openapi, users, vms
+from ucloud_api.context import Services, authenticate_request
+
+log = logging.getLogger(__name__)
+
+REQUESTS = Counter("ucloud_api_requests_total", "API requests", ["method", "endpoint", "status"])
+LATENCY = Histogram(
+    "ucloud_api_request_seconds",
+    "API request latency",
+    ["method", "endpoint"],
+    buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
+)
+
+
+class OrjsonProvider(JSONProvider):
+    """orjson: lists of 10,000 VMs encode in milliseconds instead of tens of them."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        return orjson.dumps(obj).decode()
+
+    def loads(self, s: str | bytes, **kwargs: Any) -> Any:
+        return orjson.loads(s)
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        obj = args[0] if len(args) == 1 else (args or kwargs)
+        return self._app.response_class(orjson.dumps(obj), mimetype="application/json")
+
+
+def create_app(config: Any, store: Store | None = None, otp: OtpBackend | None = None) -> Flask:
+    app = Flask("ucloud_api")
+    app.json = OrjsonProvider(app)
+    app.config["MAX_CONTENT_LENGTH"] = config.api_max_body
+    store = store or Store.from_config(config)
+    app.extensions["ucloud"] = Services(config, store, otp or backend_from_config(config, store))
+    errors.register(app)
+
+    @app.before_request
+    def before() -> None:
+        g.started = time.perf_counter()
+        if request.path.startswith("/v1/") or request.path == "/v1":
+            authenticate_request()
+
+    @app.after_request
+    def after(response: Response) -> Response:
+        endpoint = request.url_rule.rule if request.url_rule else "unknown"
+        REQUESTS.labels(request.method, endpoint, response.status_code).inc()
+        if "started" in g:
+            LATENCY.labels(request.method, endpoint).observe(time.perf_counter() - g.started)
+        return response
+
+    @app.get("/healthz")
+    def healthz() -> Any:
+        try:
+            store.count("/v1/host/")
+        except UcloudError as error:
+            return jsonify({"status": "unhealthy", "error": error.message}), 503
+        return jsonify({"status": "ok"})
+
+    @app.get("/metrics")
+    def metrics() -> Response:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)
+            data = generate_latest(registry)
+        else:
+            data = generate_latest()
+        return Response(data, mimetype=CONTENT_TYPE_LATEST)
+
+    @app.get("/openapi.json")
+    def openapi_json() -> Any:
+        return jsonify(openapi.document())
+
+    for module in (vms, hosts, users, images):
+        app.register_blueprint(module.blueprint)
+    return app

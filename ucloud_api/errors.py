@@ -1,0 +1,56 @@
+"""The only place that maps errors to HTTP status codes and JSON bodies."""
+
+import logging
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from common.errors import (
+    Conflict,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    UcloudError,
+    Unauthenticated,
+    Unavailable,
+)
+
+log = logging.getLogger(__name__)
+
+STATUS = {
+    InvalidInput: 400,
+    Unauthenticated: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,
+    Unavailable: 503,
+}
+
+
+def error_response(message: str, status: int) -> tuple[Response, int]:
+    return jsonify({"error": message}), status
+
+
+def register(app: Flask) -> None:
+    @app.errorhandler(UcloudError)
+    def ucloud_error(error: UcloudError) -> tuple[Response, int]:
+        status = next((code for kind, code in STATUS.items() if isinstance(error, kind)), 500)
+        if status == 500:
+            log.error("unexpected %s: %s", type(error).__name__, error.message)
+            return error_response("internal error", 500)
+        return error_response(error.message, status)
+
+    @app.errorhandler(HTTPException)
+    def http_error(error: HTTPException) -> tuple[Response, int]:
+        status = error.code or 500
+        messages = {
+            404: "no such endpoint",
+            405: "method not allowed on this endpoint",
+            413: f"request body too large (at most {app.config['MAX_CONTENT_LENGTH']} bytes)",
+        }
+        return error_response(messages.get(status, error.description or error.name), status)
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception) -> tuple[Response, int]:
+        log.exception("unhandled error")
+        return error_response("internal error", 500)

@@ -1,0 +1,38 @@
+"""/v1/host (admin): every host with its capacity, what is allocated on it, usage and status."""
+
+from collections import defaultdict
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+from common import model
+from common.store import keys
+from ucloud_api.context import require_admin, services
+
+blueprint = Blueprint("hosts", __name__)
+
+
+@blueprint.get("/v1/host")
+def list_hosts() -> Any:
+    require_admin()
+    store = services().store
+    allocated: dict[str, dict[str, int]] = defaultdict(
+        lambda: {"cpu": 0, "ram": 0, "disk": 0, "vms": 0}
+    )
+    for entry in store.list(keys.VM).entries:
+        vm = entry.value
+        if vm.get("host"):
+            used = allocated[vm["host"]]
+            used["cpu"] += vm["specs"]["cpu"]
+            used["ram"] += vm["specs"]["ram"]
+            used["disk"] += model.vm_disk_bytes(vm)
+            used["vms"] += 1
+    alive = {keys.last_part(e.key) for e in store.list(keys.ALIVE).entries}
+    hosts = []
+    for entry in store.list(keys.HOST).entries:
+        host = entry.value
+        name = host["hostname"]
+        host["allocated"] = allocated[name]
+        host["alive"] = name in alive
+        hosts.append(host)
+    return jsonify(hosts)

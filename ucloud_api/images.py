@@ -1,0 +1,141 @@
+"""/v1/image: register, list and delete images.
+
+An admin registers a qcow2 file already on the image host: the file is checked with qemu-img (no
+backing file, no external data file, not truncated), then copied into the store directory so later
+changes to the source cannot touch VMs. Names are unique per scope (public, or one user's), claimed
+with a create-if-absent key. Images registered by the admin realm are public.
+"""
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+from common import model
+from common.auth import Caller
+from common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from common.images import inspect_qcow2
+from common.store import Delete, Put, Store, absent, keys, mod_revision_is
+from common.store.client import Entry
+from common.validation import NAME_SCHEMA, Field, Schema, absolute_path, name
+from ucloud_api.context import body, caller, services
+
+blueprint = Blueprint("images", __name__)
+
+IMAGE_NAME = "/v1/image-name/"  # /v1/image-name/<scope>/<name> -> {"uuid": ...}
+AVAILABLE, DELETING = "AVAILABLE", "DELETING"
+
+REGISTER = Schema(
+    "ImageRegistration",
+    [
+        Field("name", name, NAME_SCHEMA, help="image name, unique among public images or yours"),
+        Field(
+            "file",
+            absolute_path,
+            {"type": "string"},
+            help="absolute path of a qcow2 file on the image host",
+        ),
+    ],
+)
+
+
+def scope(image: dict[str, Any]) -> str:
+    return "public" if image["public"] else f"user/{image['owner']}"
+
+
+def visible(image: dict[str, Any], who: Caller) -> bool:
+    return image["public"] or who.may_access(image["owner"])
+
+
+def resolve(store: Store, who: Caller, reference: str) -> Entry:
+    """The image a VM request names, by uuid or name (the caller's own first, then public)."""
+    entry = store.get(keys.image(reference)) if len(reference) == 36 else None
+    if entry is None:
+        for candidate in (f"user/{who.name}", "public"):
+            pointer = store.get(f"{IMAGE_NAME}{candidate}/{reference}")
+            if pointer is not None:
+                entry = store.get(keys.image(pointer.value["uuid"]))
+                break
+    if entry is None or not visible(entry.value, who) or entry.value["status"] != AVAILABLE:
+        raise NotFound(f"unknown image {reference!r}")
+    return entry
+
+
+@blueprint.post("/v1/image")
+def register() -> Any:
+    who = caller()
+    if not who.admin:
+        raise Forbidden("only the admin realm registers image files; users upload through files")
+    spec = REGISTER.parse(body({"image_name": "name"}))
+    svc = services()
+    info = inspect_qcow2(spec["file"]) if os.path.isfile(spec["file"]) else None
+    if info is None:
+        raise InvalidInput(f"file: {spec['file']!r} does not exist or is not a regular file")
+    image = {
+        "uuid": model.new_uuid(),
+        "name": spec["name"],
+        "owner": who.name,
+        "public": True,
+        "source": spec["file"],
+        "format": info.format,
+        "size": info.virtual_size,
+        "status": AVAILABLE,
+        "created": model.now(),
+    }
+    store_dir = Path(svc.config.image_dir) / "images"
+    store_dir.mkdir(parents=True, exist_ok=True)
+    image["file"] = str(store_dir / f"{image['uuid']}.qcow2")
+    name_key = f"{IMAGE_NAME}{scope(image)}/{image['name']}"
+    if svc.store.get(name_key) is not None:
+        raise Conflict(f"an image named {image['name']!r} already exists")
+    partial = image["file"] + ".part"
+    try:
+        shutil.copyfile(spec["file"], partial)
+        os.rename(partial, image["file"])
+        created = svc.store.txn(
+            [absent(name_key)],
+            [Put(name_key, {"uuid": image["uuid"]}), Put(keys.image(image["uuid"]), image)],
+        )
+        if not created.succeeded:
+            raise Conflict(f"an image named {image['name']!r} already exists")
+    except BaseException:
+        for path in (partial, image["file"]):
+            Path(path).unlink(missing_ok=True)
+        raise
+    return jsonify(image), 201
+
+
+@blueprint.get("/v1/image")
+def list_images() -> Any:
+    who = caller()
+    images = [e.value for e in services().store.list(keys.IMAGE).entries]
+    return jsonify([i for i in images if visible(i, who)])
+
+
+@blueprint.delete("/v1/image/<uuid>")
+def delete(uuid: str) -> Any:
+    who = caller()
+    store = services().store
+    entry = store.get(keys.image(uuid))
+    if entry is None or not visible(entry.value, who):
+        raise NotFound(f"unknown image {uuid!r}")
+    if not who.may_access(entry.value["owner"]):
+        raise Forbidden("only the image's owner or the admin realm may delete it")
+    # Mark DELETING first: a VM create that read the image before this point fails its
+    # mod_revision check, one after it sees DELETING. So the VM scan below cannot miss a user.
+    marked = store.txn(
+        [mod_revision_is(entry.key, entry.mod_revision)],
+        [Put(entry.key, {**entry.value, "status": DELETING})],
+    )
+    if not marked.succeeded:
+        raise Conflict("the image changed meanwhile; try again")
+    users = [e.value["uuid"] for e in store.list(keys.VM).entries if e.value.get("image") == uuid]
+    if users:
+        store.put(entry.key, entry.value)
+        raise Conflict(f"image is used by {len(users)} VM(s), e.g. {users[0]}")
+    image = entry.value
+    store.txn([], [Delete(keys.image(uuid)), Delete(f"{IMAGE_NAME}{scope(image)}/{image['name']}")])
+    Path(image["file"]).unlink(missing_ok=True)
+    return jsonify({**image, "status": "DELETED"}), 200

@@ -1,0 +1,127 @@
+"""GET /openapi.json: the whole API, request schemas taken from the validators themselves."""
+
+from typing import Any
+
+from ucloud_api import images, users, vms
+
+_ERROR = {
+    "description": "error",
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["error"],
+                "properties": {"error": {"type": "string"}},
+            }
+        }
+    },
+}
+_ANY_OBJECT: dict[str, Any] = {"type": "object"}
+_ANY_LIST: dict[str, Any] = {"type": "array", "items": {"type": "object"}}
+
+
+def _op(
+    summary: str,
+    ok: int,
+    result: dict[str, Any],
+    request: dict[str, Any] | None = None,
+    public: bool = False,
+) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "responses": {
+            str(ok): {
+                "description": "success",
+                "content": {"application/json": {"schema": result}},
+            },
+            "400": _ERROR,
+            "401": _ERROR,
+            "403": _ERROR,
+            "404": _ERROR,
+            "409": _ERROR,
+        },
+    }
+    if request is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": request}},
+        }
+    if public:
+        operation["security"] = []
+        operation["responses"] = {str(ok): operation["responses"][str(ok)]}
+    return operation
+
+
+_UUID = [{"name": "uuid", "in": "path", "required": True, "schema": {"type": "string"}}]
+
+
+def _with_uuid(operation: dict[str, Any]) -> dict[str, Any]:
+    return {**operation, "parameters": _UUID}
+
+
+def document() -> dict[str, Any]:
+    header = {"type": "apiKey", "in": "header"}
+    return {
+        "openapi": "3.0.3",
+        "info": {
+            "title": "ucloud API",
+            "version": "1",
+            "description": "Every /v1 request carries name, realm and a current TOTP token"
+            " (headers X-Ucloud-Name/-Realm/-Token or JSON body fields).",
+        },
+        "components": {
+            "securitySchemes": {
+                "name": {**header, "name": "X-Ucloud-Name"},
+                "realm": {**header, "name": "X-Ucloud-Realm"},
+                "token": {**header, "name": "X-Ucloud-Token"},
+            }
+        },
+        "security": [{"name": [], "realm": [], "token": []}],
+        "paths": {
+            "/healthz": {
+                "get": _op("liveness and etcd reachability", 200, _ANY_OBJECT, public=True)
+            },
+            "/metrics": {
+                "get": _op("Prometheus metrics (text format)", 200, {"type": "string"}, public=True)
+            },
+            "/openapi.json": {"get": _op("this document", 200, _ANY_OBJECT, public=True)},
+            "/v1/vm": {
+                "post": _op("create a VM", 201, _ANY_OBJECT, vms.CREATE.openapi()),
+                "get": _op("list your VMs (the admin realm: all; ?owner= filters)", 200, _ANY_LIST),
+            },
+            "/v1/vm/{uuid}": {
+                "get": _with_uuid(_op("show a VM", 200, _ANY_OBJECT)),
+                "delete": _with_uuid(
+                    _op("delete a VM (it disappears once released)", 202, _ANY_OBJECT)
+                ),
+            },
+            **{
+                f"/v1/vm/{{uuid}}/{action}": {
+                    "post": _with_uuid(_op(f"{action} a VM", 202, _ANY_OBJECT))
+                }
+                for action in ("start", "stop", "reboot", "migrate")
+            },
+            "/v1/image": {
+                "get": _op("list images you can use", 200, _ANY_LIST),
+                "post": _op(
+                    "register a qcow2 file on the image host (admin)",
+                    201,
+                    _ANY_OBJECT,
+                    images.REGISTER.openapi(),
+                ),
+            },
+            "/v1/image/{uuid}": {
+                "delete": _with_uuid(_op("delete an unused image", 200, _ANY_OBJECT))
+            },
+            "/v1/host": {"get": _op("hosts, capacity, allocation, status (admin)", 200, _ANY_LIST)},
+            "/v1/user": {
+                "post": _op(
+                    "create a local OTP user; the seed is returned once (admin)",
+                    201,
+                    _ANY_OBJECT,
+                    users.CREATE.openapi(),
+                ),
+                "get": _op("list users, without seeds (admin)", 200, _ANY_LIST),
+            },
+        },
+    }

@@ -1,0 +1,219 @@
+"""/v1/vm: create, list, show, start, stop, reboot, delete.
+
+The API only writes desired state (`desired`, a reboot request) and never the observed fields
+(`status`, `host`) except where no agent owns the VM yet: a VM without a host is deleted here.
+Every change is a transaction on the record's mod_revision (Store.update).
+"""
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+
+from common import model
+from common.auth import Caller
+from common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from common.store import Delete, Put, Store, keys, mod_revision_is
+from common.store.client import Entry
+from common.validation import (
+    NAME_SCHEMA,
+    SIZE_SCHEMA,
+    Field,
+    Schema,
+    integer,
+    list_of,
+    name,
+    size,
+    text,
+)
+from ucloud_api import images
+from ucloud_api.context import body, caller, services
+
+blueprint = Blueprint("vms", __name__)
+
+MiB, GiB, TiB = 1024**2, 1024**3, 1024**4
+USER_DATA_LIMIT = 64 * 1024
+
+CREATE = Schema(
+    "VMCreate",
+    [
+        Field("name", name, NAME_SCHEMA, help="the VM's name (with body credentials: vm_name)"),
+        Field(
+            "cpu",
+            integer(1, 128),
+            {"type": "integer", "minimum": 1, "maximum": 128},
+            help="virtual CPUs",
+        ),
+        Field("ram", size(64 * MiB, 4 * TiB), SIZE_SCHEMA, help="memory, at least 64 MiB"),
+        Field(
+            "os_ssd",
+            size(1 * MiB, 64 * TiB),
+            SIZE_SCHEMA,
+            help="size of the OS disk, cloned from the image; at least the image's size",
+        ),
+        Field(
+            "hdd",
+            list_of(size(1 * MiB, 64 * TiB), 8, single_allowed=True),
+            {"oneOf": [SIZE_SCHEMA, {"type": "array", "items": SIZE_SCHEMA, "maxItems": 8}]},
+            required=False,
+            help="extra empty disks: one size or a list of up to 8",
+        ),
+        Field("image", text(256), {"type": "string"}, help="image name or uuid"),
+        Field(
+            "networks",
+            list_of(name, 16),
+            {"type": "array", "items": NAME_SCHEMA},
+            required=False,
+            help="networks to attach (names of the caller's networks)",
+        ),
+        Field(
+            "ssh_keys",
+            list_of(name, 64),
+            {"type": "array", "items": NAME_SCHEMA},
+            required=False,
+            help="names of the caller's ssh keys (default: all of them)",
+        ),
+        Field(
+            "user_data",
+            text(USER_DATA_LIMIT),
+            {"type": "string", "maxLength": USER_DATA_LIMIT},
+            required=False,
+            help="user data served to the VM by the metadata service (64 KiB)",
+        ),
+    ],
+)
+
+
+def visible_vm(store: Store, who: Caller, uuid: str) -> Entry:
+    """The VM if it exists and the caller may act on it (404 / 403 otherwise)."""
+    entry = store.get(keys.vm(uuid)) if len(uuid) <= 64 and "/" not in uuid else None
+    if entry is None:
+        raise NotFound(f"unknown VM {uuid!r}")
+    if not who.may_access(entry.value["owner"]):
+        raise Forbidden(f"VM {uuid} belongs to another user")
+    return entry
+
+
+@blueprint.post("/v1/vm")
+def create() -> Any:
+    who = caller()
+    spec = CREATE.parse(body({"vm_name": "name"}))
+    store = services().store
+    if spec.get("networks"):
+        raise NotFound(f"unknown network {spec['networks'][0]!r}")
+    if spec.get("ssh_keys"):
+        raise NotFound(f"unknown ssh key {spec['ssh_keys'][0]!r}")
+    image = images.resolve(store, who, spec["image"])
+    if spec["os_ssd"] < image.value["size"]:
+        raise InvalidInput(
+            f"os_ssd: {spec['os_ssd']} bytes is smaller than image {image.value['name']!r}"
+            f" ({image.value['size']} bytes)"
+        )
+    vm = model.new_vm(spec, who.name, image.value)
+    # The image must still be the one we read (not being deleted) when the VM appears.
+    result = store.txn(
+        [mod_revision_is(image.key, image.mod_revision)], [Put(keys.vm(vm["uuid"]), vm)]
+    )
+    if not result.succeeded:
+        raise Conflict(f"image {spec['image']!r} changed meanwhile (being deleted?); try again")
+    return jsonify(vm), 201
+
+
+@blueprint.get("/v1/vm")
+def list_vms() -> Any:
+    who = caller()
+    entries = services().store.list(keys.VM).entries
+    if who.admin:
+        owner = request.args.get("owner")
+        vms = [e.value for e in entries]
+        if owner:
+            vms = [vm for vm in vms if vm["owner"] == owner]
+    else:
+        # Values are compact JSON with sorted keys, so a byte search finds candidates without
+        # decoding 10,000 records; the decoded owner is checked again.
+        needle = b'"owner":"' + who.name.encode() + b'"'
+        vms = [e.value for e in entries if needle in e.raw and e.value["owner"] == who.name]
+    return jsonify(vms)
+
+
+@blueprint.get("/v1/vm/<uuid>")
+def show(uuid: str) -> Any:
+    return jsonify(visible_vm(services().store, caller(), uuid).value)
+
+
+def _change(uuid: str, mutate: Any) -> Any:
+    """Apply mutate(vm) -> vm to a visible VM, transactionally; 202 with the new record."""
+    store = services().store
+    visible_vm(store, caller(), uuid)
+    entry = store.update(keys.vm(uuid), mutate)
+    if entry is None:
+        raise NotFound(f"unknown VM {uuid!r}")
+    return jsonify(entry.value), 202
+
+
+def _not_deleted(vm: dict[str, Any]) -> None:
+    if vm["desired"] == model.DELETED:
+        raise Conflict(f"VM {vm['uuid']} is being deleted")
+
+
+@blueprint.post("/v1/vm/<uuid>/start")
+def start(uuid: str) -> Any:
+    def mutate(vm: dict[str, Any]) -> dict[str, Any] | None:
+        _not_deleted(vm)
+        if vm["desired"] == model.RUNNING:
+            return None
+        vm["desired"] = model.RUNNING
+        return model.add_log(vm, "start requested")
+
+    return _change(uuid, mutate)
+
+
+@blueprint.post("/v1/vm/<uuid>/stop")
+def stop(uuid: str) -> Any:
+    def mutate(vm: dict[str, Any]) -> dict[str, Any] | None:
+        _not_deleted(vm)
+        if vm["desired"] == model.STOPPED:
+            return None
+        vm["desired"] = model.STOPPED
+        return model.add_log(vm, "stop requested")
+
+    return _change(uuid, mutate)
+
+
+@blueprint.post("/v1/vm/<uuid>/reboot")
+def reboot(uuid: str) -> Any:
+    def mutate(vm: dict[str, Any]) -> dict[str, Any]:
+        _not_deleted(vm)
+        if vm["desired"] != model.RUNNING or vm["status"] != model.STATUS_RUNNING:
+            raise Conflict(f"VM {vm['uuid']} is not running (status {vm['status']})")
+        vm["reboot_requested"] = model.now()
+        return model.add_log(vm, "reboot requested")
+
+    return _change(uuid, mutate)
+
+
+@blueprint.post("/v1/vm/<uuid>/migrate")
+def migrate(uuid: str) -> Any:
+    visible_vm(services().store, caller(), uuid)
+    raise Conflict("migration is not available in this version")
+
+
+@blueprint.delete("/v1/vm/<uuid>")
+def delete(uuid: str) -> Any:
+    store = services().store
+    while True:
+        entry = visible_vm(store, caller(), uuid)
+        vm = entry.copy_value()
+        if vm["host"] is None:
+            # No agent owns it: release it here (the compare loses against a concurrent placement).
+            gone = store.txn([mod_revision_is(entry.key, entry.mod_revision)], [Delete(entry.key)])
+            if gone.succeeded:
+                vm.update(desired=model.DELETED, status="DELETED")
+                return jsonify(model.add_log(vm, "deleted")), 202
+            continue
+        if vm["desired"] == model.DELETED:
+            return jsonify(vm), 202
+        vm["desired"] = model.DELETED
+        model.add_log(vm, "delete requested")
+        done = store.txn([mod_revision_is(entry.key, entry.mod_revision)], [Put(entry.key, vm)])
+        if done.succeeded:
+            return jsonify(vm), 202
