@@ -1,7 +1,8 @@
 """Configuration: one table of options, read from a file, `UCLOUD_*` environment variables and
 command-line flags (later wins).
 
-The file (`/etc/ucloud/ucloud.conf` unless `--config` or `UCLOUD_CONFIG` says otherwise) holds
+The file (`/etc/ucloud/ucloud.conf` unless `--config` says otherwise; `UCLOUD_CONFIG` is the
+CLI's, see ucloud_cli/settings.py) holds
 `key = value` lines; `#` starts a comment. The same table documents every key (docs/config.md is
 generated from it by `python -m common.config`), so docs and code cannot drift apart.
 """
@@ -178,7 +179,6 @@ def load(
     Overrides that are None are ignored so unset flags do not mask the file.
     """
     environ = os.environ if environ is None else environ
-    path = path or environ.get("UCLOUD_CONFIG") or None
     raw = {name: option.default for name, option in OPTIONS.items()}
     sources = {name: "default" for name in OPTIONS}
     file_path = path or (DEFAULT_PATH if Path(DEFAULT_PATH).exists() else None)
@@ -225,7 +225,7 @@ def options(*names: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
             "--config",
             "config_path",
             default=None,
-            help=f"config file (default: $UCLOUD_CONFIG or {DEFAULT_PATH} if it exists)",
+            help=f"config file (default: {DEFAULT_PATH} if it exists)",
         )(function)
 
     return decorate

@@ -21,7 +21,7 @@ import tempfile
 import time
 
 MARKER = "UCLOUD-GUEST-READY"
-BOOT_TIMEOUT = 120.0   # TCG; a normal boot takes ~5 s
+BOOT_TIMEOUT = 120.0  # TCG; a normal boot takes ~5 s
 CMD_TIMEOUT = 20.0
 POWEROFF_TIMEOUT = 5.0
 
@@ -81,11 +81,13 @@ class SerialShell:
         while data not in self.buf:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise CheckFailed(f"serial: no {needle!r} after {timeout:.0f} s; got {self.buf[-400:]!r}")
+                raise CheckFailed(
+                    f"serial: no {needle!r} after {timeout:.0f} s; got {self.buf[-400:]!r}"
+                )
             self.sock.settimeout(left)
             try:
                 chunk = self.sock.recv(4096)
-            except socket.timeout:
+            except TimeoutError:
                 continue
             if not chunk:
                 raise CheckFailed(f"serial: EOF while waiting for {needle!r}")
@@ -98,6 +100,17 @@ class SerialShell:
         """Type COMMAND; return the output up to DONE_MARKER (not in the command text)."""
         self.sock.sendall(command.encode() + b"\n")
         return self.read_until(done_marker, timeout)
+
+    def poll(self, command, done_marker, ok, timeout=CMD_TIMEOUT, interval=0.5):
+        """Run COMMAND until ok(output) is true; return that output."""
+        deadline = time.monotonic() + timeout
+        while True:
+            out = self.run(command, done_marker)
+            if ok(out):
+                return out
+            if time.monotonic() > deadline:
+                raise CheckFailed(f"after {timeout:.0f} s, `{command}` still gives:\n{out}")
+            time.sleep(interval)
 
     def close(self):
         self.sock.close()
@@ -123,7 +136,7 @@ class QMP:
             if not line:
                 raise CheckFailed(f"QMP: EOF waiting for the reply to {command}")
             reply = json.loads(line)
-            if "event" in reply:   # events may come before the command's return
+            if "event" in reply:  # events may come before the command's return
                 continue
             if "error" in reply:
                 raise CheckFailed(f"QMP {command}: {reply['error']}")
@@ -136,80 +149,112 @@ class QMP:
             self.sock.close()
 
 
+def qemu_command(overlay, tmp):
+    return [
+        *("qemu-system-x86_64", "-accel", "tcg", "-machine", "q35", "-m", "128"),
+        *("-nodefaults", "-display", "none"),
+        *("-drive", f"file={overlay},if=virtio"),
+        *("-serial", "chardev:s0"),
+        "-chardev",
+        f"socket,id=s0,path={tmp}/serial.sock,server=on,wait=off,logfile={tmp}/serial.log",
+        *("-qmp", f"unix:{tmp}/qmp.sock,server=on,wait=off"),
+        # isolated user-mode network: only here so the guest has a NIC; no traffic is sent
+        *("-netdev", "user,id=n0,restrict=on", "-device", "virtio-net-pci,netdev=n0"),
+    ]
+
+
+def check_shell(tmp):
+    sh = SerialShell(os.path.join(tmp, "serial.sock"))
+    try:
+        sh.sock.sendall(b"\n")
+        sh.run("echo hello-$((1+2))", "hello-3")
+        log("shell: echo hello-$((1+2)) -> hello-3")
+        # the kernel reports carrier ~1 s after `ip link set eth0 up`
+        t1 = time.monotonic()
+        sh.poll(
+            "ip link show eth0; echo LINK-$((40+2))",
+            "LINK-42",
+            lambda o: "eth0:" in o and ",UP," in o and "NO-CARRIER" not in o,
+        )
+        log(f"shell: ip link shows eth0 up with carrier (+{time.monotonic() - t1:.1f} s)")
+        out = sh.run("ls /proc/sys/net/ipv6 && echo V6-$((1+1))", "V6-2")
+        if "conf" not in out:
+            raise CheckFailed(f"/proc/sys/net/ipv6 has no conf:\n{out}")
+        out = sh.run(
+            "cat /proc/sys/net/ipv6/conf/eth0/accept_ra"
+            " /proc/sys/net/ipv6/conf/eth0/autoconf | tr '\\n' , ; echo RA-$((2+3))",
+            "RA-5",
+        )
+        if "1,1," not in out:
+            raise CheckFailed(f"eth0 accept_ra/autoconf not 1:\n{out}")
+        t1 = time.monotonic()
+        sh.poll(
+            "ip -6 addr show dev eth0; echo ADDR-$((3+4))",
+            "ADDR-7",
+            lambda o: "inet6 fe80::" in o,
+        )
+        log(
+            "shell: IPv6 present (accept_ra=1 autoconf=1), eth0 has a link-local address"
+            f" (+{time.monotonic() - t1:.1f} s)"
+        )
+    finally:
+        sh.close()
+
+
+def check_powerdown(tmp, proc):
+    qmp = QMP(os.path.join(tmp, "qmp.sock"))
+    try:
+        t1 = time.monotonic()
+        qmp.execute("system_powerdown")
+        try:
+            proc.wait(timeout=POWEROFF_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            raise CheckFailed(
+                f"qemu still running {POWEROFF_TIMEOUT:.0f} s after system_powerdown"
+            ) from None
+        took = time.monotonic() - t1
+        log(f"system_powerdown -> qemu exit: {took:.3f} s (exit status {proc.returncode})")
+    finally:
+        qmp.close()
+
+
+def print_logs(tmp):
+    for name in ("serial.log", "qemu.log"):
+        try:
+            with open(os.path.join(tmp, name), "rb") as f:
+                tail = f.read()[-3000:].decode(errors="replace")
+        except OSError:
+            continue
+        print(f"----- {name} (tail) -----\n{tail}", file=sys.stderr)
+
+
 def check(image, tmp):
     overlay = os.path.join(tmp, "overlay.qcow2")
-    serial_sock = os.path.join(tmp, "serial.sock")
-    serial_log = os.path.join(tmp, "serial.log")
-    qmp_sock = os.path.join(tmp, "qmp.sock")
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", os.path.abspath(image),
-                    "-F", "qcow2", overlay], check=True)
-    cmd = ["qemu-system-x86_64", "-accel", "tcg", "-machine", "q35", "-m", "128",
-           "-nodefaults", "-display", "none",
-           "-drive", f"file={overlay},if=virtio",
-           "-serial", "chardev:s0",
-           "-chardev", f"socket,id=s0,path={serial_sock},server=on,wait=off,logfile={serial_log}",
-           "-qmp", f"unix:{qmp_sock},server=on,wait=off",
-           "-netdev", "user,id=n0,restrict=on", "-device", "virtio-net-pci,netdev=n0"]
-    qemu_log = open(os.path.join(tmp, "qemu.log"), "wb")
-    t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qemu_log, stderr=subprocess.STDOUT)
-    try:
+    backing = os.path.abspath(image)
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-b", backing, "-F", "qcow2", overlay],
+        check=True,
+    )
+    with open(os.path.join(tmp, "qemu.log"), "wb") as qemu_log:
+        t0 = time.monotonic()
+        proc = subprocess.Popen(
+            qemu_command(overlay, tmp),
+            stdin=subprocess.DEVNULL,
+            stdout=qemu_log,
+            stderr=subprocess.STDOUT,
+        )
         try:
-            wait_for_file_text(serial_log, MARKER, BOOT_TIMEOUT, proc)
-            boot = time.monotonic() - t0
-            log(f"boot to {MARKER}: {boot:.2f} s (TCG)")
-
-            sh = SerialShell(serial_sock)
-            try:
-                sh.sock.sendall(b"\n")
-                out = sh.run("echo hello-$((1+2))", "hello-3")
-                log("shell: echo hello-$((1+2)) -> hello-3")
-                out = sh.run("ip link; echo LINKS-$((40+2))", "LINKS-42")
-                if "eth0:" not in out:
-                    raise CheckFailed(f"no eth0 in `ip link`:\n{out}")
-                if "state UP" not in out.split("eth0:", 1)[1].split("\n", 1)[0]:
-                    log("warning: eth0 is not 'state UP' (no carrier yet?)")
-                log("shell: ip link shows eth0")
-                out = sh.run("ls /proc/sys/net/ipv6 && echo V6-$((1+1))", "V6-2")
-                if "conf" not in out:
-                    raise CheckFailed(f"/proc/sys/net/ipv6 has no conf:\n{out}")
-                out = sh.run("cat /proc/sys/net/ipv6/conf/eth0/accept_ra"
-                             " /proc/sys/net/ipv6/conf/eth0/autoconf | tr '\\n' , ; echo RA-$((2+3))",
-                             "RA-5")
-                if "1,1," not in out:
-                    raise CheckFailed(f"eth0 accept_ra/autoconf not 1:\n{out}")
-                out = sh.run("ip -6 addr show dev eth0; echo ADDR-$((3+4))", "ADDR-7")
-                if "fe80::" not in out:
-                    raise CheckFailed(f"eth0 has no IPv6 link-local address:\n{out}")
-                log("shell: IPv6 present (/proc/sys/net/ipv6, accept_ra=1 autoconf=1, fe80:: on eth0)")
-            finally:
-                sh.close()
-
-            qmp = QMP(qmp_sock)
-            try:
-                t1 = time.monotonic()
-                qmp.execute("system_powerdown")
-                try:
-                    proc.wait(timeout=POWEROFF_TIMEOUT)
-                except subprocess.TimeoutExpired:
-                    raise CheckFailed(f"qemu still running {POWEROFF_TIMEOUT:.0f} s after system_powerdown")
-                log(f"system_powerdown -> qemu exit: {time.monotonic() - t1:.3f} s (status {proc.returncode})")
-            finally:
-                qmp.close()
+            wait_for_file_text(os.path.join(tmp, "serial.log"), MARKER, BOOT_TIMEOUT, proc)
+            log(f"boot to {MARKER}: {time.monotonic() - t0:.2f} s (TCG)")
+            check_shell(tmp)
+            check_powerdown(tmp, proc)
         except Exception:
-            for name in ("serial.log", "qemu.log"):
-                try:
-                    with open(os.path.join(tmp, name), "rb") as f:
-                        tail = f.read()[-3000:].decode(errors="replace")
-                    print(f"----- {name} (tail) -----\n{tail}", file=sys.stderr)
-                except OSError:
-                    pass
+            print_logs(tmp)
             raise
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait()
-        qemu_log.close()
+        finally:
+            if proc.poll() is None:
+                proc.kill()  # by PID: only the qemu started here
+            proc.wait()
 
 
 def main():
@@ -223,7 +268,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="ucloud-guest-check.")
     try:
         check(image, tmp)
-    except CheckFailed as e:
+    except (CheckFailed, OSError, subprocess.CalledProcessError) as e:
         log(f"FAILED: {e}")
         return 1
     finally:

@@ -15,6 +15,7 @@ from common import config as configuration
 from common.auth import create_local_user
 from common.config import Config
 from common.store import Store
+from tests.daemons import Daemons
 from ucloud_aio.etcd import EtcdServer
 from ucloud_api.app import create_app
 
@@ -121,3 +122,11 @@ def api(store: Store, etcd_server: EtcdServer, tmp_path: Path) -> Api:
     answer = admin.post("/v1/image", {"name": "tiny", "file": str(image_file)})
     assert answer.status_code == 201, answer.json
     return Api(app, store, config, admin, image_file)
+
+
+@pytest.fixture
+def daemons(tmp_path: Path) -> Iterator[Daemons]:
+    """Daemon processes for one test, killed afterwards."""
+    started = Daemons(tmp_path)
+    yield started
+    started.cleanup()

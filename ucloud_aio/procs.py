@@ -85,3 +85,9 @@ def kill_pid(pid: int, sig: int = signal.SIGTERM, timeout: float = 5.0) -> None:
     if pid_alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL what is left of a process group (e.g. gunicorn workers whose master died)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)

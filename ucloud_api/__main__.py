@@ -78,6 +78,7 @@ def main(config_path: str | None, bootstrap_admin: str | None, **flags: Any) -> 
         "loglevel": config.log_level.lower(),
         "child_exit": _child_exit,
         "proc_name": "ucloud-api",
+        "control_socket_disable": True,  # several APIs may share a machine
     }
     try:
         _Gunicorn(config, options).run()

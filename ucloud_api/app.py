@@ -49,7 +49,7 @@ class OrjsonProvider(JSONProvider):
 
 
 def create_app(config: Any, store: Store | None = None, otp: OtpBackend | None = None) -> Flask:
-    app = Flask("ucloud_api")
+    app = Flask(__name__)
     app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = config.api_max_body
     store = store or Store.from_config(config)

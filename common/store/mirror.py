@@ -18,14 +18,19 @@ log = logging.getLogger(__name__)
 
 class Mirror:
     def __init__(
-        self, store: Store, prefix: str, on_event: Callable[[Event], None] | None = None
+        self,
+        store: Store,
+        prefix: str,
+        on_event: Callable[[Event], None] | None = None,
+        changed: threading.Event | None = None,
     ) -> None:
         self.store = store
         self.prefix = prefix
         self.on_event = on_event
         self.entries: dict[str, Entry] = {}
         self.revision = 0
-        self.changed = threading.Event()  # set on every change; the consumer clears it
+        # set on every change; the consumer clears it (several mirrors may share one)
+        self.changed = changed or threading.Event()
         self.synced = threading.Event()  # set once the first listing is in
         self._watch: Watch | None = None
         self._stopped = threading.Event()

@@ -34,6 +34,22 @@ class Session:
         self._thread.start()
         return self
 
+    def adopt(self, lease_id: int) -> bool:
+        """Continue a lease granted earlier (e.g. by this daemon before a restart) if etcd still
+        has it; True on success, and the keep-alive runs from now on."""
+        sent = time.monotonic()
+        try:
+            ttl = self.store.keepalive(lease_id, deadline=self.store.timeout)
+        except UcloudError:
+            return False
+        if ttl <= 0:
+            return False
+        self.lease_id = lease_id
+        self.expires_at = sent + ttl
+        self._thread = threading.Thread(target=self._keepalive_loop, name="lease", daemon=True)
+        self._thread.start()
+        return True
+
     def remaining(self) -> float:
         """Seconds until the lease may expire at etcd (negative: it may be gone already)."""
         return self.expires_at - time.monotonic()

@@ -1,0 +1,54 @@
+"""Run ucloud daemons as real processes in tests, and wait on etcd state."""
+
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from common.store import Store
+from ucloud_aio.cloud import venv_script
+from ucloud_aio.procs import spawn
+
+
+def write_conf(path: Path, **values: object) -> Path:
+    path.write_text("".join(f"{k} = {v}\n" for k, v in values.items()))
+    return path
+
+
+class Daemons:
+    """Started processes, all killed at teardown (kill -9: tests may leave nothing behind)."""
+
+    def __init__(self, log_dir: Path) -> None:
+        self.log_dir = log_dir
+        self.processes: list[subprocess.Popen] = []
+
+    def start(
+        self, name: str, conf: Path, *args: str, log_name: str | None = None
+    ) -> subprocess.Popen:
+        log = self.log_dir / f"{log_name or name}.log"
+        process = spawn([venv_script(name), "--config", str(conf), *args], log)
+        self.processes.append(process)
+        return process
+
+    def cleanup(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+
+
+def eventually(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Return check()'s first truthy result; fail with the last value after timeout."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s (last value: {value!r})")
+
+
+def vm_records(store: Store) -> list[dict[str, Any]]:
+    return [e.value for e in store.list("/v1/vm/").entries]

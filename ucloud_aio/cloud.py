@@ -1,0 +1,232 @@
+"""AllInOne: etcd plus every daemon built so far, as processes on this machine.
+
+Everything lives under one state dir: the daemons' config (ucloud.conf), etcd's data, logs, pid
+files, the image store, run dirs, and admin.conf (a CLI config for the admin). The test suite uses
+this class as its fixture, so what users run is what the tests run.
+"""
+
+import json
+import logging
+import os
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyotp
+import requests
+
+from common import config as configuration
+from common.auth import create_local_user
+from common.errors import Conflict
+from common.store import Store, keys
+from ucloud_aio.etcd import EtcdServer
+from ucloud_aio.procs import free_port, kill_group, kill_pid, pid_alive, spawn, wait_until
+
+log = logging.getLogger(__name__)
+
+DEFAULT_STATE_DIR = "/var/lib/ucloud-aio"
+ADMIN = "admin"
+
+
+def venv_script(name: str) -> str:
+    """The console script next to the running interpreter (the venv's bin), else from PATH."""
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+@dataclass
+class Daemon:
+    """One daemon process of the cloud: how to start it, where its pid is kept."""
+
+    name: str
+    argv: list[str]
+
+    def pidfile(self, state: Path) -> Path:
+        return state / "pids" / f"{self.name}.pid"
+
+
+@dataclass
+class AllInOne:
+    state_dir: Path
+    api_port: int = 8080
+    host_lease_ttl: int = 3
+    settings: dict[str, str] = field(default_factory=dict)  # extra ucloud.conf keys
+
+    def __post_init__(self) -> None:
+        self.state_dir = Path(self.state_dir).absolute()
+        self.hostname = socket.gethostname()
+
+    # -- layout ------------------------------------------------------------------------------
+
+    @property
+    def conf_path(self) -> Path:
+        return self.state_dir / "ucloud.conf"
+
+    @property
+    def admin_conf(self) -> Path:
+        return self.state_dir / "admin.conf"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://[::1]:{self.api_port}"
+
+    def log_path(self, name: str) -> Path:
+        return self.state_dir / "logs" / f"{name}.log"
+
+    def _ports(self) -> dict[str, int]:
+        """Ports chosen at the first `up`, kept so a later `up` or `down` finds the same cloud."""
+        path = self.state_dir / "ports.json"
+        if path.exists():
+            ports = json.loads(path.read_text())
+        else:
+            ports = {
+                "etcd": free_port(),
+                "scheduler_metrics": free_port(),
+                "host_metrics": free_port(),
+            }
+        ports["api"] = self.api_port
+        path.write_text(json.dumps(ports))
+        return ports
+
+    def config(self) -> configuration.Config:
+        return configuration.load(str(self.conf_path), environ={})
+
+    def store(self) -> Store:
+        return Store.from_config(self.config())
+
+    def daemons(self, ports: dict[str, int]) -> list[Daemon]:
+        conf = ["--config", str(self.conf_path)]
+        return [
+            Daemon("ucloud-api", [venv_script("ucloud-api"), *conf]),
+            Daemon(
+                "ucloud-scheduler",
+                [
+                    venv_script("ucloud-scheduler"),
+                    *conf,
+                    "--metrics-port",
+                    str(ports["scheduler_metrics"]),
+                ],
+            ),
+            Daemon(
+                "ucloud-host",
+                [venv_script("ucloud-host"), *conf, "--metrics-port", str(ports["host_metrics"])],
+            ),
+        ]
+
+    # -- up / down ---------------------------------------------------------------------------
+
+    def up(self) -> None:
+        """Start whatever is not running yet; return once the API is healthy and the host ALIVE."""
+        for sub in ("pids", "logs", "images", "run"):
+            (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
+        ports = self._ports()
+        self._write_conf(ports)
+        etcd = EtcdServer(self.state_dir / "etcd", ports["etcd"], str(self.log_path("etcd")))
+        if not self._running("etcd"):
+            etcd.start()
+            self._pidfile("etcd").write_text(str(etcd.process.pid))
+        for daemon in self.daemons(ports):
+            if not self._running(daemon.name):
+                self._clear_leftovers(daemon.name)
+                process = spawn(daemon.argv, self.log_path(daemon.name))
+                daemon.pidfile(self.state_dir).write_text(str(process.pid))
+        self._bootstrap_admin()
+        wait_until(self._api_healthy, 30, f"ucloud-api on {self.api_url}")
+        wait_until(self._host_alive, 30, f"host {self.hostname} to be ALIVE")
+
+    def down(self) -> None:
+        """Stop every process of this cloud (daemons first, etcd last)."""
+        names = [d.name for d in reversed(self.daemons(self._ports()))] + ["etcd"]
+        for name in names:
+            path = self._pidfile(name)
+            if path.exists():
+                pid = int(path.read_text())
+                if self._owned(pid):
+                    kill_pid(pid)
+                self._clear_leftovers(name)
+
+    def status(self) -> dict[str, bool]:
+        return {
+            name: self._running(name)
+            for name in ["etcd", *(d.name for d in self.daemons(self._ports()))]
+        }
+
+    # -- helpers -----------------------------------------------------------------------------
+
+    def _pidfile(self, name: str) -> Path:
+        return self.state_dir / "pids" / f"{name}.pid"
+
+    def _owned(self, pid: int) -> bool:
+        """The pid is still one of ours (not a recycled pid of something else)."""
+        try:
+            environ = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return False
+        return str(self.state_dir).encode() in environ and pid_alive(pid)
+
+    def _clear_leftovers(self, name: str) -> None:
+        """Every daemon leads its own process group (spawn starts a session): kill what is left
+        of a dead one's group, so e.g. orphaned gunicorn workers do not hold the API's port."""
+        path = self._pidfile(name)
+        if path.exists():
+            kill_group(int(path.read_text()))
+            path.unlink()
+
+    def _running(self, name: str) -> bool:
+        path = self._pidfile(name)
+        return path.exists() and self._owned(int(path.read_text()))
+
+    def _write_conf(self, ports: dict[str, int]) -> None:
+        values = {
+            "etcd_endpoints": f"127.0.0.1:{ports['etcd']}",
+            "api_bind": f"127.0.0.1:{self.api_port},[::1]:{self.api_port}",
+            "api_workers": "2",
+            "hostname": self.hostname,
+            "host_lease_ttl": str(self.host_lease_ttl),
+            "run_dir": str(self.state_dir / "run"),
+            "image_dir": str(self.state_dir / "images"),
+            **self.settings,
+        }
+        text = "# written by ucloud-aio up; edited copies are overwritten\n"
+        text += "".join(f"{key} = {value}\n" for key, value in values.items())
+        self.conf_path.write_text(text)
+
+    def _bootstrap_admin(self) -> None:
+        config = self.config()
+        store = Store.from_config(config)
+        try:
+            if self.admin_conf.exists() and store.get(keys.user_account(ADMIN)) is not None:
+                return
+            account = create_local_user(store, ADMIN, config.admin_realm)
+        except Conflict:
+            # The user exists but its config was lost: give it a new seed.
+            account = {"name": ADMIN, "realm": config.admin_realm, "seed": pyotp.random_base32()}
+            store.update(keys.user_account(ADMIN), lambda a: {**a, "seed": account["seed"]})
+        finally:
+            store.close()
+        self.admin_conf.write_text(
+            f"api = {self.api_url}\nname = {account['name']}\n"
+            f"realm = {account['realm']}\nseed = {account['seed']}\n"
+        )
+        os.chmod(self.admin_conf, 0o600)
+
+    def _api_healthy(self) -> bool:
+        self._check_alive("ucloud-api")
+        try:
+            return requests.get(f"{self.api_url}/healthz", timeout=1).ok
+        except requests.RequestException:
+            return False
+
+    def _host_alive(self) -> bool:
+        self._check_alive("ucloud-host")
+        store = self.store()
+        try:
+            return store.get(keys.alive(self.hostname)) is not None
+        finally:
+            store.close()
+
+    def _check_alive(self, name: str) -> None:
+        if not self._running(name):
+            tail = self.log_path(name).read_text()[-2000:] if self.log_path(name).exists() else ""
+            raise RuntimeError(f"{name} exited; the end of its log:\n{tail}")

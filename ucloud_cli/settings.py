@@ -1,0 +1,53 @@
+"""CLI credentials: a config file (UCLOUD_CONFIG, default ~/.config/ucloud/ucloud.conf, keys
+api, name, realm, seed) under UCLOUD_API / UCLOUD_NAME / UCLOUD_REALM / UCLOUD_SEED, which win."""
+
+import binascii
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import pyotp
+
+from common.config import read_file
+
+KEYS = ("api", "name", "realm", "seed")
+
+
+@dataclass(frozen=True)
+class Settings:
+    api: str
+    name: str
+    realm: str
+    seed: str
+
+
+def default_path() -> Path:
+    return Path(os.environ.get("UCLOUD_CONFIG") or Path.home() / ".config/ucloud/ucloud.conf")
+
+
+def load(api_flag: str | None = None) -> Settings:
+    path = default_path()
+    values = read_file(path) if path.exists() else {}
+    unknown = set(values) - set(KEYS)
+    if unknown:
+        raise click.UsageError(f"{path}: unknown key(s) {', '.join(sorted(unknown))}")
+    for key in KEYS:
+        env = os.environ.get(f"UCLOUD_{key.upper()}")
+        if env:
+            values[key] = env
+    if api_flag:
+        values["api"] = api_flag
+    missing = [key for key in KEYS if not values.get(key)]
+    if missing:
+        raise click.UsageError(
+            f"missing {', '.join(missing)}: set them in {path} or as UCLOUD_"
+            f"{missing[0].upper()} (and friends) in the environment"
+        )
+    try:
+        pyotp.TOTP(values["seed"]).now()
+    except (ValueError, TypeError, binascii.Error):
+        raise click.UsageError(
+            "seed: not a valid TOTP seed (base32, as `user create` printed it)"
+        ) from None
+    return Settings(values["api"].rstrip("/"), values["name"], values["realm"], values["seed"])

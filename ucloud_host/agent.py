@@ -1,0 +1,109 @@
+"""The host agent: liveness lease, registration, usage reports.
+
+The liveness key /v1/alive/<hostname> lives on a lease with a short TTL; its deletion is the
+host's death signal. The lease id is kept in <run_dir>/host/<hostname>.lease so a restarted agent
+(upgrade, kill -9) takes over the same lease if it is still valid: a restart within the TTL does
+not make the host look dead.
+"""
+
+import contextlib
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from common import model
+from common.errors import UcloudError
+from common.store import Store, keys
+from common.store.session import Session
+from ucloud_host import capacity
+
+log = logging.getLogger(__name__)
+
+
+class HostAgent:
+    def __init__(self, store: Store, config: Any) -> None:
+        self.store = store
+        self.config = config
+        self.hostname: str = config.hostname
+        self.stop = threading.Event()
+        self.session: Session | None = None
+        self.lease_file = Path(config.run_dir) / "host" / f"{self.hostname}.lease"
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self._join()
+                self._serve()
+            except UcloudError as error:
+                log.warning("etcd trouble: %s; retrying", error)
+                self.stop.wait(1.0)
+        if self.session is not None:
+            # Keep the lease: a restarted agent adopts it; otherwise it lapses after the TTL.
+            self.session.close(revoke=False)
+
+    def _join(self) -> None:
+        """Adopt our previous lease if it still lives, else take a new one; then register."""
+        if self.session is None or self.session.lost.is_set():
+            self.session = self._adopt() or Session(self.store, self.config.host_lease_ttl).start()
+            self.lease_file.parent.mkdir(parents=True, exist_ok=True)
+            self.lease_file.write_text(str(self.session.lease_id))
+        self.store.put(
+            keys.alive(self.hostname), {"hostname": self.hostname}, lease=self.session.lease_id
+        )
+        caps = capacity.detect(self.config)
+
+        def register(record: dict[str, Any]) -> dict[str, Any]:
+            if record.get("status") != model.ALIVE:
+                log.info(
+                    "host %s is ALIVE (cpu %d, ram %d, disk %d)",
+                    self.hostname,
+                    caps["cpu"],
+                    caps["ram"],
+                    caps["disk"],
+                )
+                record["alive_since"] = model.now()
+            record.update(
+                hostname=self.hostname,
+                status=model.ALIVE,
+                capacity=caps,
+                lease_ttl=self.config.host_lease_ttl,
+            )
+            return record
+
+        if self.store.update(keys.host(self.hostname), register) is None:
+            record = register({"registered": model.now()})
+            if not self.store.create(keys.host(self.hostname), record):
+                self.store.update(keys.host(self.hostname), register)
+
+    def _adopt(self) -> Session | None:
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            lease_id = int(self.lease_file.read_text())
+            session = Session(self.store, self.config.host_lease_ttl)
+            if session.adopt(lease_id):
+                log.info("took over lease %x of the previous agent", lease_id)
+                return session
+        return None
+
+    def _serve(self) -> None:
+        """Report usage now and then until the lease is lost (then re-join) or we stop."""
+        assert self.session is not None
+        next_report = 0.0
+        while not self.stop.is_set():
+            if time.monotonic() >= next_report:
+                self._report()
+                next_report = time.monotonic() + self.config.host_report_interval
+            if self.session.lost.wait(0.5):
+                log.warning("lease lost; re-registering")
+                return
+
+    def _report(self) -> None:
+        measured = capacity.usage(self.config)
+
+        def report(record: dict[str, Any]) -> dict[str, Any]:
+            record["usage"] = measured
+            record["reported"] = model.now()
+            return record
+
+        self.store.update(keys.host(self.hostname), report)

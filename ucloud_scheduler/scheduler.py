@@ -1,0 +1,208 @@
+"""The scheduler loop: campaign for leadership, then keep mirrors of VMs, hosts and liveness keys
+and run a placement pass whenever something changed.
+
+Writes are transactions that compare the VM's mod_revision (nobody changed it since we read it)
+and the leader key's create revision (we still lead), so neither a racing scheduler nor a deposed
+leader can place a VM twice or on stale information.
+"""
+
+import logging
+import threading
+import time
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from common import model
+from common.errors import UcloudError
+from common.store import Put, Store, keys, mod_revision_is
+from common.store.client import Entry
+from common.store.election import Election
+from common.store.mirror import Mirror
+from ucloud_scheduler.placement import Demand, Host, Plan, Policy, plan
+
+log = logging.getLogger(__name__)
+
+PLACED = Counter("ucloud_scheduler_placements_total", "VMs placed on a host")
+PASS_SECONDS = Histogram("ucloud_scheduler_pass_seconds", "duration of a placement pass")
+PENDING_VMS = Gauge("ucloud_scheduler_pending_vms", "VMs waiting for a host")
+LEADER = Gauge("ucloud_scheduler_leader", "1 while this instance is the leader")
+
+BATCH = 50  # placements per transaction (etcd allows 128 operations by default)
+
+
+class Scheduler:
+    def __init__(self, store: Store, policy: Policy, identity: str, lease_ttl: int) -> None:
+        self.store = store
+        self.policy = policy
+        self.election = Election(store, keys.SCHEDULER_LEADER, identity, lease_ttl)
+        self.changed = threading.Event()
+        self.stop = threading.Event()
+        self._new_mirrors()
+
+    def _new_mirrors(self) -> None:
+        """Fresh mirrors for a term of leadership (a deposed leader's copies may be stale)."""
+        self.vms = Mirror(self.store, keys.VM, changed=self.changed)
+        self.hosts = Mirror(self.store, keys.HOST, changed=self.changed)
+        self.alive = Mirror(self.store, keys.ALIVE, changed=self.changed)
+        # Revision of our last write per mirror: the next pass first waits to see it, so it
+        # never plans on a copy that misses its own placements.
+        self._written: dict[Mirror, int] = {self.vms: 0, self.hosts: 0}
+
+    def run(self) -> None:
+        """Lead (or wait to lead) until `stop` is set."""
+        while not self.stop.is_set():
+            if not self.election.campaign(self.stop):
+                break
+            LEADER.set(1)
+            try:
+                self._lead()
+            finally:
+                LEADER.set(0)
+        self.election.resign()
+
+    def _lead(self) -> None:
+        self._new_mirrors()
+        mirrors = (self.vms, self.hosts, self.alive)
+        for mirror in mirrors:
+            mirror.start()
+        try:
+            for mirror in mirrors:
+                while not mirror.wait_synced(0.5):
+                    if self.stop.is_set() or not self.election.is_leader():
+                        return
+            while not self.stop.is_set() and self.election.is_leader():
+                self.changed.clear()
+                try:
+                    self.schedule_pass()
+                except UcloudError as error:
+                    log.warning("placement pass failed: %s", error)
+                    self.stop.wait(0.5)
+                # Wake on any change; the timeout only bounds how long a lost leadership goes
+                # unnoticed.
+                self.changed.wait(1.0)
+        finally:
+            for mirror in mirrors:
+                mirror.stop()
+            if not self.election.is_leader():
+                log.warning("lost leadership")
+
+    def _await_own_writes(self) -> None:
+        deadline = time.monotonic() + 5
+        for mirror, revision in self._written.items():
+            while mirror.revision < revision and time.monotonic() < deadline:
+                time.sleep(0.002)
+
+    def _wrote(self, mirror: Mirror, revision: int) -> None:
+        self._written[mirror] = max(self._written[mirror], revision)
+
+    def schedule_pass(self) -> None:
+        self._await_own_writes()
+        started = time.perf_counter()
+        self._mark_dead_hosts()
+        vms = self.vms.values()
+        hosts = self._hosts(vms)
+        pending = sorted(
+            (e for e in vms if e.value["host"] is None and e.value["desired"] != model.DELETED),
+            key=lambda e: (e.value["created"], e.key),
+        )
+        PENDING_VMS.set(len(pending))
+        if pending:
+            by_key = {e.key: e for e in pending}
+            result = plan((_demand(e) for e in pending), hosts, self.policy)
+            self._write_placements(result, by_key)
+            self._write_reasons(result, by_key)
+        PASS_SECONDS.observe(time.perf_counter() - started)
+
+    def _hosts(self, vms: list[Entry]) -> list[Host]:
+        alive = {keys.last_part(e.key) for e in self.alive.values()}
+        hosts = {}
+        for entry in self.hosts.values():
+            record = entry.value
+            name = record["hostname"]
+            hosts[name] = Host(
+                name,
+                record["capacity"],
+                alive=record.get("status") == model.ALIVE and name in alive,
+            )
+        for entry in vms:
+            vm = entry.value
+            host = hosts.get(vm["host"]) if vm["host"] else None
+            if host is not None:
+                host.allocated["cpu"] += vm["specs"]["cpu"]
+                host.allocated["ram"] += vm["specs"]["ram"]
+                host.allocated["disk"] += model.vm_disk_bytes(vm)
+        return list(hosts.values())
+
+    def _mark_dead_hosts(self) -> None:
+        """A host whose liveness key is gone is DEAD (the key's deletion is the death signal)."""
+        alive = {keys.last_part(e.key) for e in self.alive.values()}
+        for entry in self.hosts.values():
+            record = entry.value
+            if record.get("status") == model.ALIVE and record["hostname"] not in alive:
+
+                def mark(host: dict[str, Any]) -> dict[str, Any] | None:
+                    if host.get("status") != model.ALIVE:
+                        return None
+                    host["status"] = model.DEAD
+                    host["died"] = model.now()
+                    return host
+
+                log.warning("host %s lost its liveness key: DEAD", record["hostname"])
+                self._fenced_update(self.hosts, entry, mark)
+
+    def _fenced_update(self, mirror: Mirror, entry: Entry, mutate: Any) -> None:
+        new = mutate(entry.copy_value())
+        if new is None:
+            return
+        result = self.store.txn(
+            [mod_revision_is(entry.key, entry.mod_revision), *self.election.fence()],
+            [Put(entry.key, new)],
+        )
+        if result.succeeded:
+            self._wrote(mirror, result.revision)
+
+    def _write_placements(self, result: Plan, by_key: dict[str, Entry]) -> None:
+        writes = []
+        for demand, host in result.placements:
+            entry = by_key[demand.key]
+            vm = entry.copy_value()
+            vm["host"] = host
+            vm["status"] = model.SCHEDULED
+            model.add_log(vm, f"scheduled on {host}")
+            writes.append((entry, vm))
+        for start in range(0, len(writes), BATCH):
+            batch = writes[start : start + BATCH]
+            compares = [mod_revision_is(e.key, e.mod_revision) for e, _ in batch]
+            done = self.store.txn(
+                [*compares, *self.election.fence()], [Put(e.key, vm) for e, vm in batch]
+            )
+            if done.succeeded:
+                self._wrote(self.vms, done.revision)
+                PLACED.inc(len(batch))
+                continue
+            # Some VM changed under us (deleted, stopped...): place the rest one by one; the
+            # changed ones are looked at again in the next pass.
+            for entry, vm in batch:
+                single = self.store.txn(
+                    [mod_revision_is(entry.key, entry.mod_revision), *self.election.fence()],
+                    [Put(entry.key, vm)],
+                )
+                if single.succeeded:
+                    self._wrote(self.vms, single.revision)
+                    PLACED.inc()
+        if writes:
+            log.info("placed %d VM(s)", len(writes))
+
+    def _write_reasons(self, result: Plan, by_key: dict[str, Entry]) -> None:
+        """Say in the log of every unplaced VM why it waits (once per distinct reason)."""
+        for key, reason in result.unplaced.items():
+            entry = by_key[key]
+            if model.last_log_message(entry.value) == reason:
+                continue
+            self._fenced_update(self.vms, entry, lambda vm, r=reason: model.add_log(vm, r))
+
+
+def _demand(entry: Entry) -> Demand:
+    vm = entry.value
+    return Demand(entry.key, vm["specs"]["cpu"], vm["specs"]["ram"], model.vm_disk_bytes(vm))
