@@ -100,6 +100,8 @@ class UngleichOtp:
             raise Unavailable("the authentication server cannot be reached; try again") from None
         if answer.status_code >= 500:
             raise Unavailable(f"the authentication server failed ({answer.status_code})")
+        if answer.status_code == 403:
+            log.error("ungleich-otp refused ucloud's own verify credentials (otp_verify_*)")
         return answer.status_code == 200
 
 

@@ -86,7 +86,8 @@ OPTIONS: dict[str, Option] = {
             "port of the daemon's Prometheus /metrics listener on 127.0.0.1 (empty: the daemon's"
             " default, 0: off); ucloud-api serves /metrics itself",
         ),
-        Option("api_bind", "[::1]:8080", str, "address:port ucloud-api listens on"),
+        Option("api_bind", "127.0.0.1:8080,[::1]:8080", str,
+               "address:port pairs ucloud-api listens on, comma-separated"),
         Option("api_workers", "4", int, "gunicorn worker processes of ucloud-api"),
         Option("api_max_body", "1MiB", parse_size, "largest request body the API accepts"),
         Option(

@@ -1,0 +1,67 @@
+"""The ungleich-otp backend against an ungleich-otp verify endpoint over real HTTP."""
+
+import pyotp
+
+from tests import otp_server
+from tests.conftest import make_config
+from ucloud_api.app import create_app
+
+USER_SEED = pyotp.random_base32()
+UCLOUD_SEED = pyotp.random_base32()
+ADMIN_SEED = pyotp.random_base32()
+
+
+def headers(name: str, realm: str, token: str) -> dict[str, str]:
+    return {"X-Ucloud-Name": name, "X-Ucloud-Realm": realm, "X-Ucloud-Token": token}
+
+
+def test_ungleich_otp_backend(store, etcd_server, tmp_path) -> None:
+    accounts = {
+        ("alice", "ungleich-user"): USER_SEED,
+        ("ucloud", "ungleich-auth"): UCLOUD_SEED,
+        ("root", "ucloud-admin"): ADMIN_SEED,
+    }
+    with otp_server.running(accounts, {("ucloud", "ungleich-auth")}) as url:
+        config = make_config(
+            etcd_server,
+            tmp_path,
+            auth_backend="ungleich-otp",
+            otp_server=url,
+            otp_verify_name="ucloud",
+            otp_verify_realm="ungleich-auth",
+            otp_verify_seed=UCLOUD_SEED,
+        )
+        client = create_app(config, store=store).test_client()
+        good = headers("alice", "ungleich-user", pyotp.TOTP(USER_SEED).now())
+        assert client.get("/v1/vm", headers=good).status_code == 200
+        wrong = headers(
+            "alice",
+            "ungleich-user",
+            "000000" if pyotp.TOTP(USER_SEED).now() != "000000" else "111111",
+        )
+        assert client.get("/v1/vm", headers=wrong).status_code == 401
+        expired = headers(
+            "alice", "ungleich-user", pyotp.TOTP(USER_SEED).at(__import__("time").time() - 300)
+        )
+        assert client.get("/v1/vm", headers=expired).status_code == 401
+        assert client.get("/v1/vm").status_code == 401
+        # the admin realm is recognised; user creation belongs to the OTP server
+        admin = headers("root", "ucloud-admin", pyotp.TOTP(ADMIN_SEED).now())
+        assert client.get("/v1/host", headers=admin).status_code == 200
+        answer = client.post("/v1/user", json={"name": "bob", "realm": "x"}, headers=admin)
+        assert answer.status_code == 400 and "ungleich-otp" in answer.json["error"]
+        # ucloud's own verify credentials wrong: nobody gets in
+        config_bad = make_config(
+            etcd_server,
+            tmp_path,
+            auth_backend="ungleich-otp",
+            otp_server=url,
+            otp_verify_name="ucloud",
+            otp_verify_realm="ungleich-auth",
+            otp_verify_seed=pyotp.random_base32(),
+        )
+        bad_client = create_app(config_bad, store=store).test_client()
+        assert bad_client.get("/v1/vm", headers=good).status_code == 401
+    # the OTP server is down: 503, not 401 and not 500
+    answer = client.get("/v1/vm", headers=good)
+    assert answer.status_code == 503 and "authentication server" in answer.json["error"]
