@@ -86,9 +86,16 @@ OPTIONS: dict[str, Option] = {
             "port of the daemon's Prometheus /metrics listener on 127.0.0.1 (empty: the daemon's"
             " default, 0: off); ucloud-api serves /metrics itself",
         ),
-        Option("api_bind", "127.0.0.1:8080,[::1]:8080", str,
-               "address:port pairs ucloud-api listens on, comma-separated"),
-        Option("api_workers", "4", int, "gunicorn worker processes of ucloud-api"),
+        Option(
+            "api_bind",
+            "127.0.0.1:8080,[::1]:8080",
+            str,
+            "address:port pairs ucloud-api listens on, comma-separated",
+        ),
+        Option(
+            "api_workers", "2", int, "gunicorn worker processes of ucloud-api (about one per core)"
+        ),
+        Option("api_threads", "4", int, "request threads per ucloud-api worker process"),
         Option("api_max_body", "1MiB", parse_size, "largest request body the API accepts"),
         Option(
             "auth_backend",

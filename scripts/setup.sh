@@ -18,6 +18,8 @@ APT_PACKAGES=(
     busybox-static cpio syslinux syslinux-common mtools dosfstools fdisk
     # handy for debugging serial consoles and sockets
     socat
+    # HTTP load generator for bench/
+    wrk
 )
 
 missing=()

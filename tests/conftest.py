@@ -17,7 +17,7 @@ from common.config import Config
 from common.store import Store
 from tests.daemons import Daemons
 from ucloud_aio.etcd import EtcdServer
-from ucloud_api.app import create_app
+from ucloud_api.app import close_app, create_app
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:
@@ -112,7 +112,7 @@ class Api:
 
 
 @pytest.fixture
-def api(store: Store, etcd_server: EtcdServer, tmp_path: Path) -> Api:
+def api(store: Store, etcd_server: EtcdServer, tmp_path: Path) -> Iterator[Api]:
     """The API app on the shared etcd, an admin, and a registered public image 'tiny'."""
     config = make_config(etcd_server, tmp_path)
     app = create_app(config, store=store)
@@ -121,7 +121,8 @@ def api(store: Store, etcd_server: EtcdServer, tmp_path: Path) -> Api:
     image_file = make_qcow2(tmp_path / "tiny-source.qcow2")
     answer = admin.post("/v1/image", {"name": "tiny", "file": str(image_file)})
     assert answer.status_code == 201, answer.json
-    return Api(app, store, config, admin, image_file)
+    yield Api(app, store, config, admin, image_file)
+    close_app(app)
 
 
 @pytest.fixture

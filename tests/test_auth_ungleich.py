@@ -4,7 +4,7 @@ import pyotp
 
 from tests import otp_server
 from tests.conftest import make_config
-from ucloud_api.app import create_app
+from ucloud_api.app import close_app, create_app
 
 USER_SEED = pyotp.random_base32()
 UCLOUD_SEED = pyotp.random_base32()
@@ -31,7 +31,8 @@ def test_ungleich_otp_backend(store, etcd_server, tmp_path) -> None:
             otp_verify_realm="ungleich-auth",
             otp_verify_seed=UCLOUD_SEED,
         )
-        client = create_app(config, store=store).test_client()
+        app = create_app(config, store=store)
+        client = app.test_client()
         good = headers("alice", "ungleich-user", pyotp.TOTP(USER_SEED).now())
         assert client.get("/v1/vm", headers=good).status_code == 200
         wrong = headers(
@@ -60,8 +61,10 @@ def test_ungleich_otp_backend(store, etcd_server, tmp_path) -> None:
             otp_verify_realm="ungleich-auth",
             otp_verify_seed=pyotp.random_base32(),
         )
-        bad_client = create_app(config_bad, store=store).test_client()
-        assert bad_client.get("/v1/vm", headers=good).status_code == 401
+        bad_app = create_app(config_bad, store=store)
+        assert bad_app.test_client().get("/v1/vm", headers=good).status_code == 401
+        close_app(bad_app)
     # the OTP server is down: 503, not 401 and not 500
     answer = client.get("/v1/vm", headers=good)
     assert answer.status_code == 503 and "authentication server" in answer.json["error"]
+    close_app(app)

@@ -181,7 +181,6 @@ class AllInOne:
         values = {
             "etcd_endpoints": f"127.0.0.1:{ports['etcd']}",
             "api_bind": f"127.0.0.1:{self.api_port},[::1]:{self.api_port}",
-            "api_workers": "2",
             "hostname": self.hostname,
             "host_lease_ttl": str(self.host_lease_ttl),
             "run_dir": str(self.state_dir / "run"),

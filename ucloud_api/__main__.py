@@ -70,7 +70,9 @@ def main(config_path: str | None, bootstrap_admin: str | None, **flags: Any) -> 
     options = {
         "bind": [address.strip() for address in config.api_bind.split(",")],
         "workers": config.api_workers,
-        "worker_class": "sync",
+        # gthread: keep-alive connections and a few requests in flight per process
+        "worker_class": "gthread",
+        "threads": config.api_threads,
         "timeout": 300,  # image registration copies files inside a request
         "graceful_timeout": 5,
         "accesslog": None,

@@ -95,3 +95,8 @@ def create_app(config: Any, store: Store | None = None, otp: OtpBackend | None =
     for module in (vms, hosts, users, images):
         app.register_blueprint(module.blueprint)
     return app
+
+
+def close_app(app: Flask) -> None:
+    """Stop the app's background work (the auth cache's watch); the store is the caller's."""
+    app.extensions["ucloud"].otp.close()

@@ -7,7 +7,8 @@ Every change is a transaction on the record's mod_revision (Store.update).
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+import orjson
+from flask import Blueprint, Response, jsonify, request
 
 from common import model
 from common.auth import Caller
@@ -120,19 +121,17 @@ def create() -> Any:
 
 @blueprint.get("/v1/vm")
 def list_vms() -> Any:
+    """Stored VM records are exactly what the API returns, so the list is assembled from the raw
+    JSON bytes without decoding and re-encoding 10,000 records."""
     who = caller()
     entries = services().store.list(keys.VM).entries
-    if who.admin:
-        owner = request.args.get("owner")
-        vms = [e.value for e in entries]
-        if owner:
-            vms = [vm for vm in vms if vm["owner"] == owner]
-    else:
-        # Values are compact JSON with sorted keys, so a byte search finds candidates without
-        # decoding 10,000 records; the decoded owner is checked again.
-        needle = b'"owner":"' + who.name.encode() + b'"'
-        vms = [e.value for e in entries if needle in e.raw and e.value["owner"] == who.name]
-    return jsonify(vms)
+    owner = request.args.get("owner") if who.admin else who.name
+    if owner:
+        # Values are compact JSON with sorted keys and owner names cannot contain quotes or
+        # backslashes, so this byte sequence occurs exactly in the records of that owner.
+        needle = b'"owner":' + orjson.dumps(owner)
+        entries = [e for e in entries if needle in e.raw]
+    return Response(b"[" + b",".join(e.raw for e in entries) + b"]", mimetype="application/json")
 
 
 @blueprint.get("/v1/vm/<uuid>")

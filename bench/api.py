@@ -1,0 +1,168 @@
+"""API benchmarks through gunicorn over real HTTP, on an all-in-one cloud:
+POST /v1/vm latency, GET /v1/vm with 10,000 VMs in etcd, authenticated GET throughput (wrk).
+
+    .venv/bin/python -m bench.api [--workers N] [--vms 10000]
+"""
+
+import argparse
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pyotp
+import requests
+
+from bench.util import LATENCY_HEADER, latency_row, machine, print_table
+from common import model
+from common.store import Put, keys
+from ucloud_aio.cloud import AllInOne
+from ucloud_aio.procs import free_port
+
+
+def credentials(conf: Path) -> dict[str, str]:
+    return dict(line.split(" = ", 1) for line in conf.read_text().splitlines())
+
+
+def headers(creds: dict[str, str]) -> dict[str, str]:
+    return {
+        "X-Ucloud-Name": creds["name"],
+        "X-Ucloud-Realm": creds["realm"],
+        "X-Ucloud-Token": pyotp.TOTP(creds["seed"]).now(),
+    }
+
+
+def timed(function, count: int) -> list[float]:
+    samples = []
+    for _ in range(count):
+        started = time.perf_counter()
+        function()
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--vms", type=int, default=10_000)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="ucloud-bench-") as tmp:
+        cloud = AllInOne(
+            Path(tmp) / "aio",
+            api_port=free_port(),
+            settings={
+                "host_cpu": "1000000",
+                "host_ram": "1000TiB",
+                "host_disk": "100000TB",
+                "api_workers": str(args.workers),
+                "api_threads": str(args.threads),
+                "log_level": "WARNING",
+            },
+        )
+        try:
+            cloud.up()
+            run(cloud, args)
+        finally:
+            cloud.down()
+
+
+def run(cloud: AllInOne, args: argparse.Namespace) -> None:
+    admin = credentials(cloud.admin_conf)
+    api = cloud.api_url
+    http = requests.Session()
+    image = Path(cloud.state_dir) / "tiny.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(image), "32M"], check=True)
+    http.post(
+        f"{api}/v1/image", json={"name": "tiny", "file": str(image)}, headers=headers(admin)
+    ).raise_for_status()
+    body = {"name": "bench", "cpu": 1, "ram": "512MiB", "os_ssd": "1GiB", "image": "tiny"}
+
+    def create() -> None:
+        http.post(f"{api}/v1/vm", json=body, headers=headers(admin)).raise_for_status()
+
+    timed(create, 20)  # warm up every worker
+    post = timed(create, 300)
+
+    # 10,000 VMs straight into etcd (as the API would store them), owned by two users
+    store = cloud.store()
+    image_entry = store.list(keys.IMAGE).entries[0].value
+    records = []
+    for index in range(args.vms):
+        vm = model.new_vm(
+            {"name": f"vm{index}", "cpu": 1, "ram": 2**30, "os_ssd": 2**30},
+            "alice" if index % 2 else "bob",
+            image_entry,
+        )
+        vm.update(host="bench-host", status=model.SCHEDULED)
+        records.append(vm)
+    for start in range(0, len(records), 100):
+        store.txn([], [Put(keys.vm(v["uuid"]), v) for v in records[start : start + 100]])
+    total = store.count(keys.VM)
+    store.close()
+    answer = http.post(
+        f"{api}/v1/user", json={"name": "alice", "realm": "users"}, headers=headers(admin)
+    )
+    answer.raise_for_status()
+    alice = {"name": "alice", "realm": "users", "seed": answer.json()["seed"]}
+
+    def list_all() -> None:
+        http.get(f"{api}/v1/vm", headers=headers(admin)).raise_for_status()
+
+    def list_own() -> None:
+        http.get(f"{api}/v1/vm", headers=headers(alice)).raise_for_status()
+
+    # Timed: until the whole body is received (parsing 4 MB of JSON is the client's business).
+    assert len(http.get(f"{api}/v1/vm", headers=headers(admin)).json()) == total
+    get_all = timed(list_all, 30)
+    get_own = timed(list_own, 30)
+
+    print(f"# API benchmark, {time.strftime('%Y-%m-%d')}, {machine()}")
+    print(
+        f"gunicorn gthread workers: {args.workers} x {args.threads} threads;"
+        f" VMs in etcd for the GETs: {total}\n"
+    )
+    print_table(
+        LATENCY_HEADER,
+        [
+            latency_row("POST /v1/vm", post),
+            latency_row(f"GET /v1/vm admin ({total} VMs)", get_all),
+            latency_row(f"GET /v1/vm user ({total // 2} own)", get_own),
+        ],
+    )
+    print()
+    one = records[1]["uuid"]
+    throughput(api, alice, f"/v1/vm/{one}")
+
+
+def throughput(api: str, creds: dict[str, str], path: str) -> None:
+    """wrk with a token valid for the next ~60 s (the local backend accepts +-1 step)."""
+    rows = []
+    for connections in (8, 32):
+        token_headers = headers(creds)
+        argv = ["wrk", "-t2", f"-c{connections}", "-d10s", "--latency"]
+        for name, value in token_headers.items():
+            argv += ["-H", f"{name}: {value}"]
+        result = subprocess.run([*argv, f"{api}{path}"], capture_output=True, text=True, check=True)
+        out = result.stdout
+        rps = next(line.split()[1] for line in out.splitlines() if line.startswith("Requests/sec"))
+        p50 = next(line.split()[1] for line in out.splitlines() if line.strip().startswith("50%"))
+        errors = [
+            line.strip()
+            for line in out.splitlines()
+            if "Non-2xx" in line or "Socket errors" in line
+        ]
+        rows.append(
+            [
+                f"GET {path.split('/')[2]}/<uuid>",
+                str(connections),
+                rps,
+                p50,
+                "; ".join(errors) or "none",
+            ]
+        )
+    print_table(["authenticated GET", "connections", "req/s", "p50", "errors"], rows)
+
+
+if __name__ == "__main__":
+    main()
