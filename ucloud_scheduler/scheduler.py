@@ -15,7 +15,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from common import model
 from common.errors import UcloudError
-from common.store import Put, Store, keys, mod_revision_is
+from common.store import Put, Store, absent, keys, mod_revision_is
 from common.store.client import Entry
 from common.store.election import Election
 from common.store.mirror import Mirror
@@ -135,21 +135,29 @@ class Scheduler:
         return list(hosts.values())
 
     def _mark_dead_hosts(self) -> None:
-        """A host whose liveness key is gone is DEAD (the key's deletion is the death signal)."""
+        """A host whose liveness key is gone is DEAD (the key's deletion is the death signal).
+
+        The host and liveness mirrors are separate watches, so one may run ahead of the other;
+        the write therefore checks, in the same transaction, that the key really is absent.
+        """
         alive = {keys.last_part(e.key) for e in self.alive.values()}
         for entry in self.hosts.values():
             record = entry.value
-            if record.get("status") == model.ALIVE and record["hostname"] not in alive:
-
-                def mark(host: dict[str, Any]) -> dict[str, Any] | None:
-                    if host.get("status") != model.ALIVE:
-                        return None
-                    host["status"] = model.DEAD
-                    host["died"] = model.now()
-                    return host
-
-                log.warning("host %s lost its liveness key: DEAD", record["hostname"])
-                self._fenced_update(self.hosts, entry, mark)
+            name = record["hostname"]
+            if record.get("status") != model.ALIVE or name in alive:
+                continue
+            dead = {**entry.copy_value(), "status": model.DEAD, "died": model.now()}
+            result = self.store.txn(
+                [
+                    mod_revision_is(entry.key, entry.mod_revision),
+                    absent(keys.alive(name)),
+                    *self.election.fence(),
+                ],
+                [Put(entry.key, dead)],
+            )
+            if result.succeeded:
+                log.warning("host %s lost its liveness key: DEAD", name)
+                self._wrote(self.hosts, result.revision)
 
     def _fenced_update(self, mirror: Mirror, entry: Entry, mutate: Any) -> None:
         new = mutate(entry.copy_value())
