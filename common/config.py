@@ -143,6 +143,19 @@ OPTIONS: dict[str, Option] = {
         ),
         Option("scheduler_lease_ttl", "3", int, "seconds the scheduler leader's lease lasts"),
         Option("run_dir", "/run/ucloud", str, "per-VM sockets and logs: <run_dir>/vm/<uuid>/"),
+        Option("hypervisor", "qemu", _choice("qemu"), "hypervisor driver (bhyve on FreeBSD later)"),
+        Option(
+            "accel",
+            "auto",
+            _choice("auto", "kvm", "tcg"),
+            "qemu accelerator; auto probes whether KVM really runs a guest, else TCG",
+        ),
+        Option(
+            "vm_stop_timeout",
+            "30",
+            float,
+            "seconds a guest gets to power off (ACPI) before its process is ended",
+        ),
         Option(
             "image_dir",
             "/var/lib/ucloud/images",

@@ -2,7 +2,9 @@
 
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +18,9 @@ from common.auth import create_local_user
 from common.config import Config
 from common.store import Store
 from tests.daemons import Daemons
+from ucloud_aio.cloud import AllInOne
 from ucloud_aio.etcd import EtcdServer
+from ucloud_aio.procs import free_port, pids_mentioning
 from ucloud_api.app import close_app, create_app
 
 
@@ -131,3 +135,19 @@ def daemons(tmp_path: Path) -> Iterator[Daemons]:
     started = Daemons(tmp_path)
     yield started
     started.cleanup()
+
+
+@contextmanager
+def running_cloud(**options: object) -> Iterator[AllInOne]:
+    """An all-in-one cloud in a short state dir under /tmp (unix socket paths such as
+    run/vm/<uuid>/serial.sock must fit in 107 bytes); torn down with nothing left behind."""
+    state = Path(tempfile.mkdtemp(prefix="uc-", dir="/tmp"))
+    aio = AllInOne(state, api_port=free_port(), **options)  # type: ignore[arg-type]
+    try:
+        aio.up()
+        yield aio
+    finally:
+        aio.down()
+        leftovers = pids_mentioning(str(state))
+        shutil.rmtree(state, ignore_errors=True)
+        assert not leftovers, f"processes left behind: {leftovers}"

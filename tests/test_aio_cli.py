@@ -8,24 +8,17 @@ from pathlib import Path
 
 import pytest
 
-from common.store import keys
-from tests.conftest import make_qcow2
+from tests.conftest import make_qcow2, running_cloud
 from tests.daemons import eventually, vm_records
 from ucloud_aio.cloud import AllInOne, venv_script
-from ucloud_aio.procs import free_port
+from ucloud_aio.procs import pid_alive, pids_mentioning
 
 
 @pytest.fixture(scope="module")
-def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[AllInOne]:
-    # Plenty of CPUs: VMs deleted here keep their reservation until a VM agent releases them.
-    aio = AllInOne(
-        tmp_path_factory.mktemp("aio"), api_port=free_port(), settings={"host_cpu": "256"}
-    )
-    try:
-        aio.up()
+def cloud() -> Iterator[AllInOne]:
+    # Plenty of CPUs: many small VMs come and go here.
+    with running_cloud(settings={"host_cpu": "256"}) as aio:
         yield aio
-    finally:
-        aio.down()
 
 
 def cli(
@@ -42,16 +35,25 @@ def cli(
 
 
 @pytest.fixture(scope="module")
-def user_env(cloud: AllInOne, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """A user 'alice' with a config file, and the image 'tiny' registered."""
-    image = make_qcow2(tmp_path_factory.mktemp("img") / "tiny.qcow2", "32M")
-    cli(cloud, "image", "create", "tiny", "--file", str(image))
+def user_env(cloud: AllInOne) -> dict[str, str]:
+    """A user 'alice' with a config file (the cloud registered the image 'tiny' itself)."""
     created = cli(cloud, "user", "create", "alice", "--realm", "users")
     conf = cloud.state_dir / "alice.conf"
     conf.write_text(
         "\n".join(line for line in created.stdout.splitlines() if not line.startswith("#")) + "\n"
     )
     return {"UCLOUD_CONFIG": str(conf)}
+
+
+def test_image_commands(cloud: AllInOne, tmp_path: Path) -> None:
+    source = make_qcow2(tmp_path / "extra.qcow2", "16M")
+    cli(cloud, "image", "create", "extra", "--file", str(source))
+    listed = json.loads(cli(cloud, "image", "list", "--json").stdout)
+    assert {"tiny", "extra"} <= {image["name"] for image in listed}
+    assert "extra" in cli(cloud, "image", "list").stdout
+    assert "deleted image extra" in cli(cloud, "image", "delete", "extra").stdout
+    again = cli(cloud, "image", "delete", "extra", check=False)
+    assert again.returncode != 0 and "unknown image" in again.stderr
 
 
 def test_host_list(cloud: AllInOne) -> None:
@@ -62,52 +64,38 @@ def test_host_list(cloud: AllInOne) -> None:
 
 
 def test_vm_lifecycle_through_the_cli(cloud: AllInOne, user_env: dict[str, str]) -> None:
-    created = json.loads(
-        cli(
-            cloud,
-            "vm",
-            "create",
-            "web1",
-            "--image",
-            "tiny",
-            "--cpu",
-            "1",
-            "--ram",
-            "256MiB",
-            "--os-ssd",
-            "1GiB",
-            "--hdd",
-            "1GB",
-            "--json",
-            env=user_env,
-        ).stdout
-    )
-    assert created["specs"]["ram"] == 256 * 1024**2 and created["specs"]["hdd"] == [10**9]
-    # placed on the live host by the scheduler
-    shown = eventually(
-        lambda: (lambda v: v if v["host"] else None)(
-            json.loads(cli(cloud, "vm", "show", "web1", "--json", env=user_env).stdout)
-        )
-    )
-    assert shown["host"] == cloud.hostname and shown["status"] == "SCHEDULED"
+    argv = [
+        "vm",
+        "create",
+        "web1",
+        "--image",
+        "tiny",
+        "--cpu",
+        "1",
+        "--ram",
+        "128MiB",
+        "--os-ssd",
+        "64MiB",
+        "--hdd",
+        "1GB",
+        "--wait",
+        "--json",
+    ]
+    created = json.loads(cli(cloud, *argv, env=user_env).stdout)
+    assert created["specs"]["ram"] == 128 * 1024**2 and created["specs"]["hdd"] == [10**9]
+    assert created["status"] == "RUNNING" and created["host"] == cloud.hostname
     table = cli(cloud, "vm", "list", env=user_env).stdout
-    assert "web1" in table and created["uuid"] in table
+    assert "web1" in table and created["uuid"] in table and "RUNNING" in table
     text = cli(cloud, "vm", "show", created["uuid"], env=user_env).stdout
-    assert "scheduled on" in text
-    assert (
-        json.loads(cli(cloud, "--json", "vm", "stop", "web1", env=user_env).stdout)["desired"]
-        == "stopped"
-    )
-    assert (
-        json.loads(cli(cloud, "vm", "start", "web1", "--json", env=user_env).stdout)["desired"]
-        == "running"
-    )
-    assert (
-        json.loads(cli(cloud, "vm", "delete", "web1", "--json", env=user_env).stdout)["desired"]
-        == "deleted"
-    )
-    # the admin sees it too
-    assert "web1" in cli(cloud, "vm", "list").stdout
+    assert "scheduled on" in text and "vnc.sock" in text and "serial.sock" in text
+    stopped = json.loads(cli(cloud, "--json", "vm", "stop", "web1", "--wait", env=user_env).stdout)
+    assert stopped["desired"] == "stopped" and stopped["status"] == "STOPPED"
+    started = json.loads(cli(cloud, "vm", "start", "web1", "--wait", "--json", env=user_env).stdout)
+    assert started["status"] == "RUNNING"
+    assert "web1" in cli(cloud, "vm", "list").stdout  # the admin sees it too
+    deleted = cli(cloud, "vm", "delete", "web1", "--wait", env=user_env)
+    assert "DELETED" in deleted.stderr
+    assert "web1" not in cli(cloud, "vm", "list", env=user_env).stdout
 
 
 def test_errors_exit_nonzero_with_the_api_message(cloud: AllInOne, user_env) -> None:
@@ -153,43 +141,41 @@ def test_environment_credentials_win(cloud: AllInOne, user_env) -> None:
     assert missing.returncode != 0 and "missing" in missing.stderr
 
 
-@pytest.mark.parametrize("daemon", ["ucloud-api", "ucloud-scheduler", "ucloud-host", "etcd"])
+@pytest.mark.parametrize(
+    "daemon", ["ucloud-api", "ucloud-scheduler", "ucloud-host", "ucloud-vm", "etcd"]
+)
 def test_kill9_of_any_daemon_loses_nothing(cloud: AllInOne, user_env, daemon: str) -> None:
-    """Create VMs, kill -9 one daemon, bring the cloud up again: the same VMs, none twice,
-    and the cloud keeps working."""
-    for i in range(3):
-        cli(cloud, "vm", "create", f"k{i}", "--image", "tiny", env=user_env)
+    """Running VMs, kill -9 one daemon, bring the cloud up again: the same VMs on the same
+    hosts, still running in the same qemu processes (none twice), and the cloud keeps working."""
+    small = ["--image", "tiny", "--ram", "128MiB", "--os-ssd", "64MiB"]
+    for i in range(2):
+        cli(cloud, "vm", "create", f"k{i}", *small, "--wait", env=user_env)
     store = cloud.store()
-    before = eventually(
-        lambda: (lambda vs: vs if all(v["host"] for v in vs) else None)(vm_records(store))
-    )
+    before = {v["uuid"]: (v["host"], v["status"]) for v in vm_records(store)}
+    pids = {uuid: pids_mentioning(f"-uuid\0{uuid}") for uuid in before}
     pid = int((cloud.state_dir / "pids" / f"{daemon}.pid").read_text())
     os.kill(pid, 9)
     eventually(lambda: not cloud.status()[daemon])
     cloud.up()
-    after = eventually(
-        lambda: (lambda vs: vs if all(v["host"] for v in vs) else None)(vm_records(store)),
+    eventually(
+        lambda: {v["uuid"]: (v["host"], v["status"]) for v in vm_records(store)} == before,
         timeout=20,
     )
-    assert sorted(v["uuid"] for v in after) == sorted(v["uuid"] for v in before)
-    assert {v["uuid"]: v["host"] for v in after} == {v["uuid"]: v["host"] for v in before}
+    assert {uuid: pids_mentioning(f"-uuid\0{uuid}") for uuid in before} == pids
     # still works end to end
-    cli(cloud, "vm", "create", f"after-{daemon}", "--image", "tiny", env=user_env)
+    cli(cloud, "vm", "create", f"after-{daemon}", *small, "--wait", env=user_env)
     for vm in vm_records(store):
-        cli(cloud, "vm", "delete", vm["uuid"], env=user_env, check=False)
+        cli(cloud, "vm", "delete", vm["uuid"], env=user_env)
+    eventually(lambda: not vm_records(store), timeout=30)
     store.close()
 
 
-def test_admin_conf_and_down_leave_nothing(tmp_path: Path) -> None:
-    aio = AllInOne(tmp_path / "aio", api_port=free_port())
-    aio.up()
-    conf = dict(line.split(" = ", 1) for line in aio.admin_conf.read_text().splitlines())
-    assert set(conf) == {"api", "name", "realm", "seed"}
-    assert (aio.admin_conf.stat().st_mode & 0o777) == 0o600
-    pids = [int(p.read_text()) for p in (aio.state_dir / "pids").iterdir()]
-    aio.down()
-    from ucloud_aio.procs import pid_alive
-
-    assert not any(pid_alive(pid) for pid in pids)
-    assert not list((aio.state_dir / "pids").iterdir())
-    _ = keys
+def test_admin_conf_and_down_leave_nothing() -> None:
+    with running_cloud() as aio:
+        conf = aio.admin_credentials()
+        assert set(conf) == {"api", "name", "realm", "seed"}
+        assert (aio.admin_conf.stat().st_mode & 0o777) == 0o600
+        pids = [int(p.read_text()) for p in (aio.state_dir / "pids").iterdir()]
+        aio.down()
+        assert not any(pid_alive(pid) for pid in pids)
+        assert not list((aio.state_dir / "pids").iterdir())

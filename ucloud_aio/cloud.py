@@ -8,6 +8,7 @@ this class as its fixture, so what users run is what the tests run.
 import json
 import logging
 import os
+import signal
 import socket
 import sys
 from dataclasses import dataclass, field
@@ -21,7 +22,16 @@ from common.auth import create_local_user
 from common.errors import Conflict
 from common.store import Store, keys
 from ucloud_aio.etcd import EtcdServer
-from ucloud_aio.procs import free_port, kill_group, kill_pid, pid_alive, spawn, wait_until
+from ucloud_aio.guest import ensure_tiny_image
+from ucloud_aio.procs import (
+    free_port,
+    kill_group,
+    kill_pid,
+    pid_alive,
+    pids_mentioning,
+    spawn,
+    wait_until,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +62,7 @@ class AllInOne:
     api_port: int = 8080
     host_lease_ttl: int = 3
     settings: dict[str, str] = field(default_factory=dict)  # extra ucloud.conf keys
+    register_tiny: bool = True  # build (once) and register the test guest as image `tiny`
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir).absolute()
@@ -77,16 +88,12 @@ class AllInOne:
     def _ports(self) -> dict[str, int]:
         """Ports chosen at the first `up`, kept so a later `up` or `down` finds the same cloud."""
         path = self.state_dir / "ports.json"
-        if path.exists():
-            ports = json.loads(path.read_text())
-        else:
-            ports = {
-                "etcd": free_port(),
-                "scheduler_metrics": free_port(),
-                "host_metrics": free_port(),
-            }
+        ports = json.loads(path.read_text()) if path.exists() else {}
+        for name in ("etcd", "scheduler_metrics", "host_metrics", "vm_metrics"):
+            ports.setdefault(name, free_port())
         ports["api"] = self.api_port
-        path.write_text(json.dumps(ports))
+        if self.state_dir.is_dir():
+            path.write_text(json.dumps(ports))
         return ports
 
     def config(self) -> configuration.Config:
@@ -96,23 +103,15 @@ class AllInOne:
         return Store.from_config(self.config())
 
     def daemons(self, ports: dict[str, int]) -> list[Daemon]:
+        """In start order; each reads the cloud's ucloud.conf."""
         conf = ["--config", str(self.conf_path)]
-        return [
-            Daemon("ucloud-api", [venv_script("ucloud-api"), *conf]),
-            Daemon(
-                "ucloud-scheduler",
-                [
-                    venv_script("ucloud-scheduler"),
-                    *conf,
-                    "--metrics-port",
-                    str(ports["scheduler_metrics"]),
-                ],
-            ),
-            Daemon(
-                "ucloud-host",
-                [venv_script("ucloud-host"), *conf, "--metrics-port", str(ports["host_metrics"])],
-            ),
-        ]
+        daemons = [Daemon("ucloud-api", [venv_script("ucloud-api"), *conf])]
+        for name in ("scheduler", "host", "vm"):
+            metrics = ["--metrics-port", str(ports[f"{name}_metrics"])]
+            daemons.append(
+                Daemon(f"ucloud-{name}", [venv_script(f"ucloud-{name}"), *conf, *metrics])
+            )
+        return daemons
 
     # -- up / down ---------------------------------------------------------------------------
 
@@ -134,17 +133,27 @@ class AllInOne:
         self._bootstrap_admin()
         wait_until(self._api_healthy, 30, f"ucloud-api on {self.api_url}")
         wait_until(self._host_alive, 30, f"host {self.hostname} to be ALIVE")
+        if self.register_tiny:
+            self._register_tiny()
+        for daemon in self.daemons(ports):
+            self._check_alive(daemon.name)  # e.g. one that refused its config at start-up
 
     def down(self) -> None:
-        """Stop every process of this cloud (daemons first, etcd last)."""
+        """Stop every process of this cloud: daemons, then VMs, then etcd. Nothing is left."""
         names = [d.name for d in reversed(self.daemons(self._ports()))] + ["etcd"]
         for name in names:
+            if name == "etcd":
+                # VMs (qemu, daemonized) name their run dir under the state dir.
+                for pid in pids_mentioning(str(self.state_dir / "run")):
+                    kill_pid(pid, timeout=3)
             path = self._pidfile(name)
             if path.exists():
                 pid = int(path.read_text())
                 if self._owned(pid):
                     kill_pid(pid)
                 self._clear_leftovers(name)
+        for pid in pids_mentioning(str(self.state_dir)):
+            kill_pid(pid, signal.SIGKILL)
 
     def status(self) -> dict[str, bool]:
         return {
@@ -209,6 +218,33 @@ class AllInOne:
             f"realm = {account['realm']}\nseed = {account['seed']}\n"
         )
         os.chmod(self.admin_conf, 0o600)
+
+    def admin_credentials(self) -> dict[str, str]:
+        return dict(line.split(" = ", 1) for line in self.admin_conf.read_text().splitlines())
+
+    def admin_headers(self) -> dict[str, str]:
+        creds = self.admin_credentials()
+        return {
+            "X-Ucloud-Name": creds["name"],
+            "X-Ucloud-Realm": creds["realm"],
+            "X-Ucloud-Token": pyotp.TOTP(creds["seed"]).now(),
+        }
+
+    def _register_tiny(self) -> None:
+        """The offline-built test guest as public image `tiny` (built once, then cached)."""
+        listing = requests.get(f"{self.api_url}/v1/image", headers=self.admin_headers(), timeout=30)
+        listing.raise_for_status()
+        if any(image["name"] == "tiny" for image in listing.json()):
+            return
+        source = ensure_tiny_image()
+        answer = requests.post(
+            f"{self.api_url}/v1/image",
+            headers=self.admin_headers(),
+            json={"name": "tiny", "file": str(source)},
+            timeout=120,
+        )
+        if answer.status_code != 201:
+            raise RuntimeError(f"registering image tiny failed: {answer.text}")
 
     def _api_healthy(self) -> bool:
         self._check_alive("ucloud-api")

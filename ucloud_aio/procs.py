@@ -91,3 +91,19 @@ def kill_group(pgid: int) -> None:
     """SIGKILL what is left of a process group (e.g. gunicorn workers whose master died)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
+
+
+def pids_mentioning(text: str) -> list[int]:
+    """Live processes whose command line contains `text` (e.g. a state dir)."""
+    needle = text.encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                if needle in Path(entry.path, "cmdline").read_bytes() and pid_alive(
+                    int(entry.name)
+                ):
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found

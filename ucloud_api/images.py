@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from common import model
+from common import imagestore, model
 from common.auth import Caller
 from common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from common.images import inspect_qcow2
@@ -84,9 +84,8 @@ def register() -> Any:
         "status": AVAILABLE,
         "created": model.now(),
     }
-    store_dir = Path(svc.config.image_dir) / "images"
-    store_dir.mkdir(parents=True, exist_ok=True)
-    image["file"] = str(store_dir / f"{image['uuid']}.qcow2")
+    image["file"] = imagestore.from_config(svc.config).image_path(image["uuid"])
+    Path(image["file"]).parent.mkdir(parents=True, exist_ok=True)
     name_key = f"{IMAGE_NAME}{scope(image)}/{image['name']}"
     if svc.store.get(name_key) is not None:
         raise Conflict(f"an image named {image['name']!r} already exists")

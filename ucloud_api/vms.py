@@ -159,7 +159,11 @@ def start(uuid: str) -> Any:
     def mutate(vm: dict[str, Any]) -> dict[str, Any] | None:
         _not_deleted(vm)
         if vm["desired"] == model.RUNNING:
-            return None
+            if vm["status"] != model.ERROR:
+                return None
+            # The agent gave up on it (bad image, crash loop): ask it to try once more.
+            vm["retries"] = vm.get("retries", 0) + 1
+            return model.add_log(vm, "start requested again after an error")
         vm["desired"] = model.RUNNING
         return model.add_log(vm, "start requested")
 

@@ -94,7 +94,8 @@ VM_DETAILS: list[output.Column] = [
             for n in v.get("networks", [])
         ),
     ),
-    ("vnc", lambda v: v.get("vnc")),
+    ("vnc", lambda v: (v.get("console") or {}).get("vnc")),
+    ("serial", lambda v: (v.get("console") or {}).get("serial")),
     ("created", lambda v: v["created"]),
 ]
 

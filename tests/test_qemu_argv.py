@@ -1,0 +1,84 @@
+"""qemu's command line, checked as text (no qemu needed)."""
+
+from ucloud_vm.driver import VMSpec
+from ucloud_vm.drivers.qemu.argv import build
+
+UUID = "0b0e6a2c-5c4e-4a0e-9a57-1d2a3b4c5d6e"
+
+
+def spec(**changes: object) -> VMSpec:
+    values = {
+        "uuid": UUID,
+        "cpu": 2,
+        "ram": 512 * 1024**2,
+        "disks": ["/d/os.qcow2", "/d/hdd0.qcow2"],
+        "run_dir": f"/run/ucloud/vm/{UUID}",
+    }
+    return VMSpec(**{**values, **changes})
+
+
+def test_tcg_command_line() -> None:
+    run = f"/run/ucloud/vm/{UUID}"
+    assert build(spec(), "tcg") == [
+        "qemu-system-x86_64",
+        "-name",
+        f"ucloud-{UUID},debug-threads=on",
+        "-uuid",
+        UUID,
+        "-machine",
+        "q35",
+        "-accel",
+        "tcg,tb-size=32",
+        "-smp",
+        "2",
+        "-m",
+        "512M",
+        "-nodefaults",
+        "-no-user-config",
+        "-display",
+        "none",
+        "-vga",
+        "std",
+        "-vnc",
+        f"unix:{run}/vnc.sock",
+        "-chardev",
+        f"socket,id=serial0,path={run}/serial.sock,server=on,wait=off,"
+        f"logfile={run}/serial.log,logappend=on",
+        "-serial",
+        "chardev:serial0",
+        "-qmp",
+        f"unix:{run}/qmp.sock,server=on,wait=off",
+        "-rtc",
+        "base=utc",
+        "-no-shutdown",
+        "-sandbox",
+        "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
+        "-pidfile",
+        f"{run}/qemu.pid",
+        "-blockdev",
+        "driver=qcow2,node-name=disk0,discard=unmap,file.driver=file,"
+        "file.filename=/d/os.qcow2,file.aio=threads",
+        "-device",
+        "virtio-blk-pci,drive=disk0,id=virtio-disk0,bootindex=0",
+        "-blockdev",
+        "driver=qcow2,node-name=disk1,discard=unmap,file.driver=file,"
+        "file.filename=/d/hdd0.qcow2,file.aio=threads",
+        "-device",
+        "virtio-blk-pci,drive=disk1,id=virtio-disk1",
+    ]
+
+
+def test_kvm_uses_host_cpu() -> None:
+    argv = build(spec(), "kvm")
+    assert argv[argv.index("-accel") + 1] == "kvm"
+    assert argv[argv.index("-cpu") + 1] == "host"
+
+
+def test_commas_in_paths_are_escaped() -> None:
+    argv = build(spec(disks=["/d/a,b.qcow2"]), "tcg")
+    assert any("file.filename=/d/a,,b.qcow2," in arg for arg in argv)
+
+
+def test_memory_in_mebibytes() -> None:
+    argv = build(spec(ram=2_000_000_000), "tcg")
+    assert argv[argv.index("-m") + 1] == "1907M"

@@ -1,0 +1,207 @@
+"""ucloud-vm with real qemu guests (TCG where KVM does not work) in an all-in-one cloud."""
+
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyotp
+import pytest
+import requests
+
+from tests.conftest import running_cloud
+from tests.daemons import eventually
+from ucloud_aio.cloud import AllInOne
+from ucloud_aio.console import SerialShell, wait_for_marker
+from ucloud_aio.guest import READY_MARKER
+from ucloud_aio.procs import pid_alive, pids_mentioning
+
+BOOT_TIMEOUT = 90  # TCG on 2 busy cores
+
+
+@pytest.fixture(scope="module")
+def cloud() -> Iterator[AllInOne]:
+    with running_cloud(settings={"vm_stop_timeout": "10"}) as aio:
+        yield aio
+
+
+class Client:
+    def __init__(self, cloud: AllInOne) -> None:
+        self.cloud = cloud
+        self.api = cloud.api_url
+        creds = cloud.admin_credentials()
+        self.creds = creds
+
+    def _headers(self) -> dict[str, str]:
+        return {
+            "X-Ucloud-Name": self.creds["name"],
+            "X-Ucloud-Realm": self.creds["realm"],
+            "X-Ucloud-Token": pyotp.TOTP(self.creds["seed"]).now(),
+        }
+
+    def call(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
+        answer = requests.request(
+            method, self.api + path, json=body, headers=self._headers(), timeout=30
+        )
+        assert answer.status_code == expect, answer.text
+        return answer.json()
+
+    def create(self, name: str, image: str = "tiny", **extra: Any) -> dict[str, Any]:
+        return self.call(
+            "POST",
+            "/v1/vm",
+            {"name": name, "cpu": 1, "ram": "128MiB", "os_ssd": "64MiB", "image": image, **extra},
+            201,
+        )
+
+    def vm(self, uuid: str) -> dict[str, Any] | None:
+        answer = requests.get(f"{self.api}/v1/vm/{uuid}", headers=self._headers(), timeout=30)
+        return None if answer.status_code == 404 else answer.json()
+
+    def wait_status(self, uuid: str, status: str, timeout: float = 30) -> dict[str, Any]:
+        return eventually(
+            lambda: (lambda v: v if v and v["status"] == status else None)(self.vm(uuid)),
+            timeout=timeout,
+        )
+
+
+@pytest.fixture(scope="module")
+def client(cloud: AllInOne) -> Client:
+    return Client(cloud)
+
+
+def qemu_pids(uuid: str) -> list[int]:
+    return [
+        pid
+        for pid in pids_mentioning(uuid)
+        if Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"qemu-system")
+    ]
+
+
+def run_dir(cloud: AllInOne, uuid: str) -> Path:
+    return cloud.state_dir / "run" / "vm" / uuid
+
+
+def kill_agent(cloud: AllInOne) -> None:
+    pid = int((cloud.state_dir / "pids" / "ucloud-vm.pid").read_text())
+    os.kill(pid, signal.SIGKILL)
+    eventually(lambda: not pid_alive(pid))
+
+
+def test_boot_console_reboot_stop_start_delete(cloud: AllInOne, client: Client) -> None:
+    vm = client.create("life", hdd=["16MiB"])
+    uuid = vm["uuid"]
+    running = client.wait_status(uuid, "RUNNING")
+    assert running["host"] == cloud.hostname
+    console = running["console"]
+    assert console["vnc"] == str(run_dir(cloud, uuid) / "vnc.sock")
+    log = run_dir(cloud, uuid) / "serial.log"
+    wait_for_marker(str(log), READY_MARKER, BOOT_TIMEOUT)
+    # a root shell on the serial console; both disks are there
+    with SerialShell(console["serial"]) as shell:
+        status, output = shell.run("echo hello-$((40+2)); ls /sys/block")
+        assert status == 0 and "hello-42" in output and "vdb" in output
+    [pid] = qemu_pids(uuid)
+    # reboot: the same process boots the guest again
+    client.call("POST", f"/v1/vm/{uuid}/reboot", expect=202)
+    wait_for_marker(str(log), READY_MARKER, BOOT_TIMEOUT, count=2)
+    assert qemu_pids(uuid) == [pid]
+    assert "rebooted" in client.vm(uuid)["log"][-1]
+    # stop: ACPI power-off, the process is gone
+    client.call("POST", f"/v1/vm/{uuid}/stop", expect=202)
+    client.wait_status(uuid, "STOPPED")
+    assert qemu_pids(uuid) == []
+    # start: boots again from the same disk
+    client.call("POST", f"/v1/vm/{uuid}/start", expect=202)
+    client.wait_status(uuid, "RUNNING")
+    wait_for_marker(str(log), READY_MARKER, BOOT_TIMEOUT, count=3)
+    # delete: process, disks, run dir and record are gone
+    disks = cloud.state_dir / "images" / "disks" / uuid
+    assert (disks / "os.qcow2").exists() and (disks / "hdd0.qcow2").exists()
+    client.call("DELETE", f"/v1/vm/{uuid}", expect=202)
+    eventually(lambda: client.vm(uuid) is None, timeout=30)
+    assert qemu_pids(uuid) == [] and not disks.exists() and not run_dir(cloud, uuid).exists()
+
+
+def test_two_vms_on_one_host(cloud: AllInOne, client: Client) -> None:
+    uuids = [client.create(f"pair{i}")["uuid"] for i in range(2)]
+    for uuid in uuids:
+        client.wait_status(uuid, "RUNNING")
+        assert len(qemu_pids(uuid)) == 1
+    for uuid in uuids:
+        client.call("DELETE", f"/v1/vm/{uuid}", expect=202)
+    for uuid in uuids:
+        eventually(lambda u=uuid: client.vm(u) is None, timeout=30)
+        assert qemu_pids(uuid) == []
+
+
+def test_agent_kill9_mid_boot_and_while_running(cloud: AllInOne, client: Client) -> None:
+    uuid = client.create("survivor")["uuid"]
+    eventually(lambda: qemu_pids(uuid), timeout=30)
+    kill_agent(cloud)  # the guest is still booting
+    [pid] = qemu_pids(uuid)
+    cloud.up()
+    wait_for_marker(str(run_dir(cloud, uuid) / "serial.log"), READY_MARKER, BOOT_TIMEOUT)
+    assert client.wait_status(uuid, "RUNNING")
+    assert qemu_pids(uuid) == [pid]  # adopted, not started again
+    kill_agent(cloud)  # and once more while it runs
+    cloud.up()
+    eventually(lambda: client.vm(uuid)["status"] == "RUNNING")
+    assert qemu_pids(uuid) == [pid]
+    # the adopted VM is still fully managed
+    client.call("DELETE", f"/v1/vm/{uuid}", expect=202)
+    eventually(lambda: client.vm(uuid) is None, timeout=30)
+    assert qemu_pids(uuid) == []
+
+
+def test_qemu_killed_behind_the_agents_back_is_restarted(cloud: AllInOne, client) -> None:
+    uuid = client.create("phoenix")["uuid"]
+    client.wait_status(uuid, "RUNNING")
+    [pid] = qemu_pids(uuid)
+    os.kill(pid, signal.SIGKILL)
+    eventually(lambda: qemu_pids(uuid) and qemu_pids(uuid) != [pid], timeout=15)
+    assert len(qemu_pids(uuid)) == 1
+    eventually(lambda: any("exited unexpectedly" in line for line in client.vm(uuid)["log"]))
+    assert client.vm(uuid)["status"] == "RUNNING"
+    client.call("DELETE", f"/v1/vm/{uuid}", expect=202)
+    eventually(lambda: client.vm(uuid) is None, timeout=30)
+
+
+def test_guest_poweroff_means_stopped(cloud: AllInOne, client: Client) -> None:
+    uuid = client.create("quitter")["uuid"]
+    vm = client.wait_status(uuid, "RUNNING")
+    wait_for_marker(str(run_dir(cloud, uuid) / "serial.log"), READY_MARKER, BOOT_TIMEOUT)
+    with SerialShell(vm["console"]["serial"]) as shell:
+        assert shell.run("true")[0] == 0  # the shell is up
+        shell.sock.sendall(b"poweroff -f\n")
+        shell.read_until(b"Power down", timeout=10)
+    vm = client.wait_status(uuid, "STOPPED", timeout=15)
+    assert vm["desired"] == "stopped" and "powered itself off" in vm["log"][-1]
+    assert qemu_pids(uuid) == []
+    client.call("DELETE", f"/v1/vm/{uuid}", expect=202)
+    eventually(lambda: client.vm(uuid) is None, timeout=30)
+
+
+def test_vanished_image_gives_error_with_reason(cloud: AllInOne, client: Client) -> None:
+    source = cloud.state_dir / "doomed.qcow2"
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(source), "32M"], check=True)
+    image = client.call("POST", "/v1/image", {"name": "doomed", "file": str(source)}, 201)
+    Path(image["file"]).unlink()
+    uuid = client.create("orphan", image="doomed")["uuid"]
+    vm = client.wait_status(uuid, "ERROR")
+    assert "image file" in vm["log"][-1] and "is missing" in vm["log"][-1]
+    assert qemu_pids(uuid) == []
+    # starting again retries, and fails the same clear way
+    client.call("POST", f"/v1/vm/{uuid}/start", expect=202)
+    eventually(
+        lambda: (
+            "start requested again" in client.vm(uuid)["log"][-2]
+            and "is missing" in client.vm(uuid)["log"][-1]
+        )
+    )
+    assert client.vm(uuid)["status"] == "ERROR"
+    client.call("DELETE", f"/v1/vm/{uuid}", expect=202)
+    eventually(lambda: client.vm(uuid) is None, timeout=30)
+    assert not (cloud.state_dir / "images" / "disks" / uuid).exists()

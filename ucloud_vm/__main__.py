@@ -1,0 +1,38 @@
+"""ucloud-vm: config and wiring; the logic is in agent.py and reconcile.py."""
+
+from typing import Any
+
+import click
+
+from common import config as configuration
+from common import daemon, imagestore
+from common.store import Store
+from ucloud_vm import drivers
+from ucloud_vm.agent import VMAgent
+
+
+@click.command()
+@configuration.options(
+    "etcd_endpoints",
+    "hostname",
+    "run_dir",
+    "image_dir",
+    "hypervisor",
+    "accel",
+    "vm_stop_timeout",
+    "log_level",
+    "metrics_port",
+)
+def main(config_path: str | None, **flags: Any) -> None:
+    """Run the VMs the scheduler assigned to this host, as their desired state says."""
+    config = daemon.start("ucloud-vm", config_path, flags)
+    driver = drivers.load(config.hypervisor, config)
+    store = Store.from_config(config)
+    agent = VMAgent(store, config, driver, imagestore.from_config(config))
+    daemon.stop_on_signals(agent.stop, agent.wake.set)
+    agent.run()
+    store.close()
+
+
+if __name__ == "__main__":
+    main()

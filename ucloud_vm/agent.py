@@ -1,0 +1,224 @@
+"""The VM agent: for every VM assigned to this host, make the hypervisor match `desired`.
+
+Level-triggered (DESIGN §3): a mirror of /v1/vm/ wakes the loop on any change, and a 1 s tick
+notices qemu processes that died; each pass compares every VM's record with what the hypervisor
+reports and hands one step per VM to a worker thread (reconcile.plan decides, this module acts).
+A VM with a step in flight is left alone until it finishes. After a restart the agent finds its
+running VMs by their processes and adopts them: nothing is started twice.
+"""
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import Counter, Gauge
+
+from common import model
+from common.errors import NotFound, UcloudError
+from common.imagestore import DiskError, ImageStore
+from common.store import Delete, Store, keys, mod_revision_is
+from common.store.client import Entry
+from common.store.mirror import Mirror
+from ucloud_vm.driver import Hypervisor, HypervisorError, PowerState, VMSpec
+from ucloud_vm.reconcile import Action, Step, plan
+
+log = logging.getLogger(__name__)
+
+ACTIONS = Counter("ucloud_vm_actions_total", "steps applied", ["action", "result"])
+RUNNING_VMS = Gauge("ucloud_vm_running", "hypervisor processes of this host")
+
+CRASH_LIMIT = 3  # unexpected exits within CRASH_WINDOW seconds before giving up
+CRASH_WINDOW = 120.0
+
+
+class VMAgent:
+    def __init__(self, store: Store, config: Any, driver: Hypervisor, disks: ImageStore) -> None:
+        self.store = store
+        self.config = config
+        self.hostname: str = config.hostname
+        self.driver = driver
+        self.disks = disks
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self.mirror = Mirror(store, keys.VM, changed=self.wake)
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="vm-step")
+        self._busy: set[str] = set()
+        self._lock = threading.Lock()
+        self._crashes: dict[str, list[float]] = defaultdict(list)
+
+    def run(self) -> None:
+        self.mirror.start()
+        while not self.mirror.wait_synced(0.5):
+            if self.stop.is_set():
+                return
+        log.info("VM agent for host %s ready", self.hostname)
+        while not self.stop.is_set():
+            self.wake.clear()
+            try:
+                self.reconcile_pass()
+            except UcloudError as error:
+                log.warning("reconcile pass failed: %s", error)
+            self.wake.wait(1.0)
+        self.mirror.stop()
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+    # -- the pass ------------------------------------------------------------------------------
+
+    def mine(self) -> dict[str, Entry]:
+        return {
+            keys.last_part(e.key): e
+            for e in self.mirror.values()
+            if e.value.get("host") == self.hostname
+        }
+
+    def reconcile_pass(self) -> None:
+        assigned = self.mine()
+        states = self.driver.observe()
+        RUNNING_VMS.set(len(states))
+        for uuid in set(assigned) | set(states):
+            entry = assigned.get(uuid)
+            state = states.get(uuid, PowerState.GONE)
+            step = plan(entry.value if entry else None, state, self._may_restart(uuid))
+            if step.action is not Action.NOTHING:
+                self._submit(uuid, entry, step)
+        self._forget_leftovers(assigned, states)
+
+    def _may_restart(self, uuid: str) -> bool:
+        recent = [t for t in self._crashes[uuid] if t > time.monotonic() - CRASH_WINDOW]
+        self._crashes[uuid] = recent
+        return len(recent) < CRASH_LIMIT
+
+    def _submit(self, uuid: str, entry: Entry | None, step: Step) -> None:
+        with self._lock:
+            if uuid in self._busy:
+                return
+            self._busy.add(uuid)
+        self.pool.submit(self._run_step, uuid, entry, step)
+
+    def _run_step(self, uuid: str, entry: Entry | None, step: Step) -> None:
+        try:
+            self.apply(uuid, entry, step)
+            ACTIONS.labels(step.action.value, "ok").inc()
+        except UcloudError as error:
+            ACTIONS.labels(step.action.value, "failed").inc()
+            log.warning("VM %s: %s failed: %s", uuid, step.action.value, error)
+        except Exception:
+            ACTIONS.labels(step.action.value, "failed").inc()
+            log.exception("VM %s: %s failed", uuid, step.action.value)
+        finally:
+            with self._lock:
+                self._busy.discard(uuid)
+            self.wake.set()
+
+    def _forget_leftovers(self, assigned: dict[str, Entry], states: dict[str, Any]) -> None:
+        """Run dirs of VMs that are neither assigned here nor running here."""
+        root = Path(self.config.run_dir) / "vm"
+        if not root.is_dir():
+            return
+        with self._lock:
+            busy = set(self._busy)
+        for directory in root.iterdir():
+            uuid = directory.name
+            if uuid not in assigned and uuid not in states and uuid not in busy:
+                self.driver.forget(uuid)
+
+    # -- steps -----------------------------------------------------------------------------
+
+    def apply(self, uuid: str, entry: Entry | None, step: Step) -> None:
+        action = step.action
+        if action is Action.KILL_STRAY:
+            log.warning(
+                "VM %s runs here but is not assigned to %s: stopping it", uuid, self.hostname
+            )
+            self.driver.kill(uuid)
+            self.driver.forget(uuid)
+            return
+        assert entry is not None
+        vm = entry.value
+        if action is Action.START:
+            self._start(uuid, vm, step)
+        elif action is Action.POWER_OFF:
+            self.driver.power_off(uuid, self.config.vm_stop_timeout)
+            self._record(uuid, step)
+        elif action is Action.END:
+            self.driver.kill(uuid)
+            self._record(uuid, step)
+        elif action is Action.GUEST_OFF:
+            self.driver.kill(uuid)
+            self._record(uuid, step, desired=model.STOPPED)
+        elif action is Action.REBOOT:
+            self.driver.reboot(uuid)
+            self._record(uuid, step, rebooted=vm.get("reboot_requested"))
+        elif action is Action.DELETE:
+            self._delete(uuid)
+        elif action is Action.REPORT:
+            extra = {"retries_seen": vm.get("retries", 0)} if step.status == model.ERROR else {}
+            self._record(uuid, step, **extra)
+
+    def _start(self, uuid: str, vm: dict[str, Any], step: Step) -> None:
+        if "unexpectedly" in (step.message or ""):
+            self._crashes[uuid].append(time.monotonic())
+        specs = vm["specs"]
+        try:
+            disks = self.disks.ensure_vm_disks(
+                uuid, vm["image"], specs["os_ssd"], specs.get("hdd") or []
+            )
+            self.driver.start(
+                VMSpec(
+                    uuid,
+                    specs["cpu"],
+                    specs["ram"],
+                    disks,
+                    str(Path(self.config.run_dir) / "vm" / uuid),
+                )
+            )
+        except (NotFound, DiskError, HypervisorError) as error:
+            message = error.message if isinstance(error, UcloudError) else str(error)
+            log.warning("VM %s cannot start: %s", uuid, message)
+            self._record(
+                uuid,
+                Step(Action.REPORT, model.ERROR, f"cannot start: {message}"),
+                retries_seen=vm.get("retries", 0),
+            )
+            return
+        self._record(uuid, step, console=self.driver.console(uuid))
+
+    def _delete(self, uuid: str) -> None:
+        self.driver.kill(uuid)
+        self.disks.remove_vm_disks(uuid)
+        self.driver.forget(uuid)
+        key = keys.vm(uuid)
+        while True:
+            entry = self.store.get(key)
+            if entry is None or entry.value.get("host") != self.hostname:
+                return
+            if self.store.txn([mod_revision_is(key, entry.mod_revision)], [Delete(key)]).succeeded:
+                log.info("VM %s deleted", uuid)
+                return
+
+    def _record(self, uuid: str, step: Step, **fields: Any) -> None:
+        """Write the observed outcome, unless the VM moved away or nothing changed."""
+
+        def mutate(vm: dict[str, Any]) -> dict[str, Any] | None:
+            if vm.get("host") != self.hostname:
+                return None
+            before = dict(vm)
+            if step.status:
+                vm["status"] = step.status
+            vm.update(fields)
+            # An action always leaves a line; a mere report only when it says something new.
+            line = f"{step.message} on {self.hostname}" if step.message else None
+            log_it = line is not None and (
+                step.action is not Action.REPORT or model.last_log_message(vm) != line
+            )
+            if vm == before and not log_it:
+                return None
+            if log_it:
+                model.add_log(vm, line)
+            return vm
+
+        self.store.update(keys.vm(uuid), mutate)
