@@ -15,6 +15,7 @@ from tests.conftest import running_cloud
 from tests.daemons import eventually
 from ucloud_aio.cloud import AllInOne
 from ucloud_aio.console import SerialShell, wait_for_marker
+from ucloud_aio.demo import run_demo
 from ucloud_aio.guest import READY_MARKER
 from ucloud_aio.procs import pid_alive, pids_mentioning
 
@@ -205,3 +206,12 @@ def test_vanished_image_gives_error_with_reason(cloud: AllInOne, client: Client)
     client.call("DELETE", f"/v1/vm/{uuid}", expect=202)
     eventually(lambda: client.vm(uuid) is None, timeout=30)
     assert not (cloud.state_dir / "images" / "disks" / uuid).exists()
+
+
+def test_demo_boots_a_vm_for_a_new_user(cloud: AllInOne, client: Client) -> None:
+    vm = run_demo(cloud)
+    assert vm["owner"] == "demo" and vm["status"] == "RUNNING"
+    assert READY_MARKER in Path(vm["console"]["serial_log"]).read_text()
+    assert run_demo(cloud)["uuid"] == vm["uuid"]  # idempotent
+    client.call("DELETE", f"/v1/vm/{vm['uuid']}", expect=202)
+    eventually(lambda: client.vm(vm["uuid"]) is None, timeout=30)

@@ -1,6 +1,7 @@
 """ucloud-aio up|down|status: a complete cloud on this machine (DESIGN §6a)."""
 
 import signal
+import subprocess
 import threading
 from pathlib import Path
 from typing import Any
@@ -8,6 +9,8 @@ from typing import Any
 import click
 
 from ucloud_aio.cloud import DEFAULT_STATE_DIR, AllInOne
+from ucloud_aio.console import ConsoleError
+from ucloud_aio.demo import run_demo
 
 state_dir_option = click.option(
     "--state-dir",
@@ -23,22 +26,35 @@ def cli() -> None:
     """All-in-one ucloud: etcd and every daemon on this machine."""
 
 
-@cli.command()
-@state_dir_option
-@click.option("--api-port", default=8080, show_default=True, help="port of the REST API")
-@click.option("--detach", is_flag=True, help="return once the cloud is up")
-def up(state_dir: Path, api_port: int, detach: bool) -> None:
-    """Bring up the cloud; without --detach, stay in the foreground until Ctrl-C."""
+api_port_option = click.option(
+    "--api-port", default=8080, show_default=True, help="port of the REST API"
+)
+
+
+def _start(state_dir: Path, api_port: int) -> AllInOne:
     cloud = AllInOne(state_dir, api_port)
     click.echo(f"starting ucloud in {cloud.state_dir} ...", err=True)
     try:
         cloud.up()
-    except (RuntimeError, TimeoutError) as error:
+    except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as error:
         cloud.down()
         raise click.ClickException(str(error)) from None
-    click.echo(f"ucloud is up: API {cloud.api_url}, host {cloud.hostname} ALIVE")
+    click.echo(f"ucloud is up: API {cloud.api_url}, host {cloud.hostname} ALIVE, image tiny")
     click.echo(f"admin CLI config: {cloud.admin_conf}")
     click.echo(f"  export UCLOUD_CONFIG={cloud.admin_conf}; ucloud-cli host list")
+    return cloud
+
+
+@cli.command()
+@state_dir_option
+@api_port_option
+@click.option("--detach", is_flag=True, help="return once the cloud is up")
+@click.option("--demo", is_flag=True, help="also create a user and boot a VM (see `demo`)")
+def up(state_dir: Path, api_port: int, detach: bool, demo: bool) -> None:
+    """Bring up the cloud; without --detach, stay in the foreground until Ctrl-C."""
+    cloud = _start(state_dir, api_port)
+    if demo:
+        _demo(cloud)
     if detach:
         click.echo(f"stop it with: ucloud-aio down --state-dir {cloud.state_dir}")
         return
@@ -59,6 +75,32 @@ def up(state_dir: Path, api_port: int, detach: bool) -> None:
             break
     click.echo("stopping ...", err=True)
     cloud.down()
+
+
+@cli.command()
+@state_dir_option
+@api_port_option
+def demo(state_dir: Path, api_port: int) -> None:
+    """Bring the cloud up (detached), create user `demo` and boot VM `demo` from image tiny."""
+    _demo(_start(state_dir, api_port))
+    click.echo(f"stop it with: ucloud-aio down --state-dir {Path(state_dir).absolute()}")
+
+
+def _demo(cloud: AllInOne) -> None:
+    click.echo("booting VM demo from image tiny ...", err=True)
+    try:
+        vm = run_demo(cloud)
+    except (RuntimeError, TimeoutError, ConsoleError) as error:
+        raise click.ClickException(str(error)) from None
+    console = vm["console"]
+    click.echo(f"VM demo ({vm['uuid']}) is RUNNING on {vm['host']}; its guest is up.")
+    click.echo(f"  user config:    export UCLOUD_CONFIG={cloud.state_dir / 'demo.conf'}")
+    click.echo("  show it:        ucloud-cli vm show demo")
+    click.echo(
+        f"  serial console: socat -,raw,echo=0,escape=0x1d UNIX-CONNECT:{console['serial']}"
+        "   (Ctrl-] leaves)"
+    )
+    click.echo(f"  VNC (unix socket): {console['vnc']}")
 
 
 @cli.command()

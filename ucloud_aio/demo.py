@@ -1,0 +1,64 @@
+"""`ucloud-aio demo`: a user, a VM from image tiny, booted to its ready marker."""
+
+import time
+from typing import Any
+
+import pyotp
+import requests
+
+from ucloud_aio.cloud import AllInOne
+from ucloud_aio.console import wait_for_marker
+from ucloud_aio.guest import READY_MARKER
+
+DEMO = "demo"
+
+
+def run_demo(cloud: AllInOne, boot_timeout: float = 120.0) -> dict[str, Any]:
+    """Idempotent: reuses the demo user and VM if they exist. Returns the running VM."""
+    conf = cloud.state_dir / "demo.conf"
+    if not conf.exists():
+        answer = requests.post(
+            f"{cloud.api_url}/v1/user",
+            headers=cloud.admin_headers(),
+            json={"name": DEMO, "realm": "users"},
+            timeout=30,
+        )
+        if answer.status_code != 201:
+            raise RuntimeError(f"creating user demo failed: {answer.text}")
+        account = answer.json()
+        conf.write_text(
+            f"api = {cloud.api_url}\nname = {DEMO}\nrealm = users\nseed = {account['seed']}\n"
+        )
+        conf.chmod(0o600)
+    creds = dict(line.split(" = ", 1) for line in conf.read_text().splitlines())
+
+    def call(method: str, path: str, body: Any = None) -> requests.Response:
+        headers = {
+            "X-Ucloud-Name": DEMO,
+            "X-Ucloud-Realm": "users",
+            "X-Ucloud-Token": pyotp.TOTP(creds["seed"]).now(),
+        }
+        return requests.request(
+            method, cloud.api_url + path, json=body, headers=headers, timeout=30
+        )
+
+    existing = [vm for vm in call("GET", "/v1/vm").json() if vm["name"] == DEMO]
+    if existing:
+        vm = existing[0]
+    else:
+        answer = call(
+            "POST",
+            "/v1/vm",
+            {"name": DEMO, "cpu": 1, "ram": "256MiB", "os_ssd": "1GiB", "image": "tiny"},
+        )
+        if answer.status_code != 201:
+            raise RuntimeError(f"creating VM demo failed: {answer.text}")
+        vm = answer.json()
+    deadline = time.monotonic() + boot_timeout
+    while vm["status"] != "RUNNING":
+        if vm["status"] == "ERROR" or time.monotonic() > deadline:
+            raise RuntimeError(f"VM demo is {vm['status']}: {vm['log'][-1]}")
+        time.sleep(0.2)
+        vm = call("GET", f"/v1/vm/{vm['uuid']}").json()
+    wait_for_marker(vm["console"]["serial_log"], READY_MARKER, max(deadline - time.monotonic(), 1))
+    return vm
