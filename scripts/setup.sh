@@ -46,4 +46,6 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
     echo "$want" > "$stamp"
 fi
+# The offline-built test guest (cached in ~/.cache/ucloud-guest; rebuilt when its script changes).
+.venv/bin/python -c "from ucloud_aio.guest import ensure_tiny_image; ensure_tiny_image()"
 echo "setup: ok" >&2

@@ -13,7 +13,7 @@ import requests
 
 from tests.conftest import running_cloud
 from tests.daemons import eventually
-from ucloud_aio.cloud import AllInOne
+from ucloud_aio.cloud import AllInOne, venv_script
 from ucloud_aio.console import SerialShell, wait_for_marker
 from ucloud_aio.demo import run_demo
 from ucloud_aio.guest import READY_MARKER
@@ -213,5 +213,16 @@ def test_demo_boots_a_vm_for_a_new_user(cloud: AllInOne, client: Client) -> None
     assert vm["owner"] == "demo" and vm["status"] == "RUNNING"
     assert READY_MARKER in Path(vm["console"]["serial_log"]).read_text()
     assert run_demo(cloud)["uuid"] == vm["uuid"]  # idempotent
+    # the demo user reaches the console through the CLI
+    env = {**os.environ, "UCLOUD_CONFIG": str(cloud.state_dir / "demo.conf")}
+    result = subprocess.run(
+        [venv_script("ucloud-cli"), "vm", "console", "demo"],
+        env=env,
+        input="echo console-$((40+2))\n",
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0 and "console-42" in result.stdout, result.stderr
     client.call("DELETE", f"/v1/vm/{vm['uuid']}", expect=202)
     eventually(lambda: client.vm(vm["uuid"]) is None, timeout=30)

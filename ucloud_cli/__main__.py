@@ -11,6 +11,7 @@ import click
 
 from ucloud_cli import output
 from ucloud_cli.client import Client, CliError
+from ucloud_cli.console import attach
 from ucloud_cli.settings import load as load_settings
 
 UUID_LENGTH = 36
@@ -272,6 +273,25 @@ def _vm_action(action: str, done: Callable[[dict[str, Any] | None], bool], help_
         if wait:
             record = wait_for(client, uuid, done, timeout) or {**record, "status": "DELETED"}
         show_vm(ctx, as_json, record)
+
+
+@vm.command("console")
+@click.argument("vm_ref", metavar="VM")
+@click.pass_context
+def vm_console(ctx: click.Context, vm_ref: str) -> None:
+    """Attach to a VM's serial console (on the VM's host; Ctrl-] leaves)."""
+    record = resolve_vm(ctx.find_object(Context).client, vm_ref)
+    sockets = record.get("console") or {}
+    serial = sockets.get("serial")
+    if not serial:
+        raise CliError(f"VM {record['uuid']} has no console yet (status {record['status']})")
+    if not Path(serial).exists():
+        raise CliError(
+            f"the console is on host {record['host']}: {serial} (VNC: "
+            f"{sockets.get('vnc')}); run this there or forward the socket with ssh"
+        )
+    click.echo(f"connected to {record['name']} ({serial}); Ctrl-] leaves", err=True)
+    attach(serial)
 
 
 _vm_action("start", _running, "Start a VM.")
