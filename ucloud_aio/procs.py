@@ -93,12 +93,26 @@ def kill_group(pgid: int) -> None:
         os.killpg(pgid, signal.SIGKILL)
 
 
+def _ancestors() -> set[int]:
+    """This process and its parents (a `sudo` or `timeout` around us mentions our arguments)."""
+    pids, pid = set(), os.getpid()
+    while pid > 1 and pid not in pids:
+        pids.add(pid)
+        try:
+            pid = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            break
+    return pids
+
+
 def pids_mentioning(text: str) -> list[int]:
-    """Live processes whose command line contains `text` (e.g. a state dir)."""
+    """Live processes whose command line contains `text` (e.g. a state dir), except this
+    process and its ancestors."""
     needle = text.encode()
     found = []
+    mine = _ancestors()
     for entry in os.scandir("/proc"):
-        if entry.name.isdigit() and int(entry.name) != os.getpid():
+        if entry.name.isdigit() and int(entry.name) not in mine:
             try:
                 if needle in Path(entry.path, "cmdline").read_bytes() and pid_alive(
                     int(entry.name)
