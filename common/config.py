@@ -123,6 +123,19 @@ OPTIONS: dict[str, Option] = {
         Option(
             "host_lease_ttl", "3", int, "seconds a host's liveness key outlives its last refresh"
         ),
+        Option(
+            "fence_margin",
+            "1.0",
+            float,
+            "a host kills its VMs this many seconds before its lease can expire at etcd",
+        ),
+        Option(
+            "shared_storage",
+            "false",
+            _bool,
+            "image_dir is shared by all hosts (NFS/CephFS-like): VMs of a dead host may be"
+            " restarted elsewhere from the same disks",
+        ),
         Option("host_cpu", "", _optional_int, "CPUs this host offers (empty: detected)"),
         Option("host_ram", "", _optional_size, "memory this host offers (empty: detected)"),
         Option(

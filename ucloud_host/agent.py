@@ -6,14 +6,12 @@ host's death signal. The lease id is kept in <run_dir>/host/<hostname>.lease so 
 not make the host look dead.
 """
 
-import contextlib
 import logging
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
-from common import model
+from common import fence, model
 from common.errors import UcloudError
 from common.store import Store, keys
 from common.store.session import Session
@@ -29,7 +27,7 @@ class HostAgent:
         self.hostname: str = config.hostname
         self.stop = threading.Event()
         self.session: Session | None = None
-        self.lease_file = Path(config.run_dir) / "host" / f"{self.hostname}.lease"
+        self.lease_file = fence.lease_file(config.run_dir, self.hostname)
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -46,9 +44,7 @@ class HostAgent:
     def _join(self) -> None:
         """Adopt our previous lease if it still lives, else take a new one; then register."""
         if self.session is None or self.session.lost.is_set():
-            self.session = self._adopt() or Session(self.store, self.config.host_lease_ttl).start()
-            self.lease_file.parent.mkdir(parents=True, exist_ok=True)
-            self.lease_file.write_text(str(self.session.lease_id))
+            self.session = self._adopt() or self._new_session().start()
         self.store.put(
             keys.alive(self.hostname), {"hostname": self.hostname}, lease=self.session.lease_id
         )
@@ -77,13 +73,22 @@ class HostAgent:
             if not self.store.create(keys.host(self.hostname), record):
                 self.store.update(keys.host(self.hostname), register)
 
+    def _new_session(self) -> Session:
+        # Refresh often: the VM agent fences when no refresh came for TTL - fence_margin.
+        ttl = self.config.host_lease_ttl
+        return Session(self.store, ttl, interval=min(ttl / 6, 1.0), on_refresh=self._publish)
+
+    def _publish(self, session: Session) -> None:
+        fence.write(self.lease_file, fence.LeaseState(session.lease_id, session.expires_at))
+
     def _adopt(self) -> Session | None:
-        with contextlib.suppress(FileNotFoundError, ValueError):
-            lease_id = int(self.lease_file.read_text())
-            session = Session(self.store, self.config.host_lease_ttl)
-            if session.adopt(lease_id):
-                log.info("took over lease %x of the previous agent", lease_id)
-                return session
+        previous = fence.read(self.lease_file)
+        if previous is None:
+            return None
+        session = self._new_session()
+        if session.adopt(previous.lease_id):
+            log.info("took over lease %x of the previous agent", previous.lease_id)
+            return session
         return None
 
     def _serve(self) -> None:

@@ -20,6 +20,7 @@ from ucloud_vm.agent import VMAgent
     "hypervisor",
     "accel",
     "vm_stop_timeout",
+    "fence_margin",
     "log_level",
     "metrics_port",
 )

@@ -17,13 +17,14 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
-from common import model
+from common import fence, model
 from common.errors import NotFound, UcloudError
 from common.imagestore import DiskError, ImageStore
-from common.store import Delete, Store, keys, mod_revision_is
+from common.store import Delete, Put, Store, keys, lease_is, mod_revision_is
 from common.store.client import Entry
 from common.store.mirror import Mirror
 from ucloud_vm.driver import Hypervisor, HypervisorError, PowerState, VMSpec
+from ucloud_vm.fencing import Fencer
 from ucloud_vm.reconcile import Action, Step, plan
 
 log = logging.getLogger(__name__)
@@ -49,8 +50,13 @@ class VMAgent:
         self._busy: set[str] = set()
         self._lock = threading.Lock()
         self._crashes: dict[str, list[float]] = defaultdict(list)
+        self._fenced: set[str] = set()  # VMs the fencing watchdog killed
+        self.fencer = Fencer(
+            fence.lease_file(config.run_dir, self.hostname), config.fence_margin, driver
+        )
 
     def run(self) -> None:
+        threading.Thread(target=self._watchdog, name="fencing", daemon=True).start()
         self.mirror.start()
         while not self.mirror.wait_synced(0.5):
             if self.stop.is_set():
@@ -66,6 +72,18 @@ class VMAgent:
         self.mirror.stop()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
+    def _watchdog(self) -> None:
+        while not self.stop.wait(0.1):
+            try:
+                killed = self.fencer.check()
+            except Exception:
+                log.exception("fencing check failed")
+                continue
+            if killed:
+                with self._lock:
+                    self._fenced.update(killed)
+                self.wake.set()
+
     # -- the pass ------------------------------------------------------------------------------
 
     def mine(self) -> dict[str, Entry]:
@@ -79,12 +97,14 @@ class VMAgent:
         assigned = self.mine()
         states = self.driver.observe()
         RUNNING_VMS.set(len(states))
+        fenced = self.fencer.current_lease() is None
         for uuid in set(assigned) | set(states):
             entry = assigned.get(uuid)
             state = states.get(uuid, PowerState.GONE)
             step = plan(entry.value if entry else None, state, self._may_restart(uuid))
-            if step.action is not Action.NOTHING:
-                self._submit(uuid, entry, step)
+            if step.action is Action.NOTHING or (fenced and step.action is Action.START):
+                continue
+            self._submit(uuid, entry, step)
         self._forget_leftovers(assigned, states)
 
     def _may_restart(self, uuid: str) -> bool:
@@ -155,13 +175,22 @@ class VMAgent:
             self._record(uuid, step, rebooted=vm.get("reboot_requested"))
         elif action is Action.DELETE:
             self._delete(uuid)
+        elif action is Action.HAND_OVER:
+            self._hand_over(uuid, step)
         elif action is Action.REPORT:
             extra = {"retries_seen": vm.get("retries", 0)} if step.status == model.ERROR else {}
             self._record(uuid, step, **extra)
 
     def _start(self, uuid: str, vm: dict[str, Any], step: Step) -> None:
-        if "unexpectedly" in (step.message or ""):
+        with self._lock:
+            after_fencing = uuid in self._fenced
+            self._fenced.discard(uuid)
+        if after_fencing:
+            step = Step(step.action, step.status, "restarted after the host fenced itself")
+        elif "unexpectedly" in (step.message or ""):
             self._crashes[uuid].append(time.monotonic())
+        if not self._claim(uuid):
+            return
         specs = vm["specs"]
         try:
             disks = self.disks.ensure_vm_disks(
@@ -186,6 +215,39 @@ class VMAgent:
             )
             return
         self._record(uuid, step, console=self.driver.console(uuid))
+
+    def _claim(self, uuid: str) -> bool:
+        """Before starting a VM: prove, in one transaction, that it is still assigned here (its
+        record unchanged since read) and that this host is alive under the lease it runs on.
+        A host back from a partition thus never starts a VM the scheduler moved away."""
+        lease = self.fencer.current_lease()
+        if lease is None:
+            log.warning("VM %s not started: the host lease is stale (fenced)", uuid)
+            return False
+        key = keys.vm(uuid)
+        entry = self.store.get(key)
+        if entry is None or entry.value.get("host") != self.hostname:
+            return False
+        vm = {**entry.value, "incarnation": f"{self.hostname}/{lease:x}"}
+        claimed = self.store.txn(
+            [mod_revision_is(key, entry.mod_revision), lease_is(keys.alive(self.hostname), lease)],
+            [Put(key, vm)],
+        )
+        if not claimed.succeeded:
+            log.info("VM %s not started: its record or the host lease changed", uuid)
+        return claimed.succeeded
+
+    def _hand_over(self, uuid: str, step: Step) -> None:
+        """Migration source: stop the VM, then give it up (host None) for the scheduler to place."""
+        self.driver.power_off(uuid, self.config.vm_stop_timeout)
+
+        def release(vm: dict[str, Any]) -> dict[str, Any] | None:
+            if vm.get("host") != self.hostname or not vm.get("migrate"):
+                return None
+            vm.update(host=None, status=model.MIGRATING)
+            return model.add_log(vm, f"{step.message} on {self.hostname}")
+
+        self.store.update(keys.vm(uuid), release)
 
     def _delete(self, uuid: str) -> None:
         self.driver.kill(uuid)

@@ -59,3 +59,8 @@ class Hypervisor(ABC):
     @abstractmethod
     def forget(self, uuid: str) -> None:
         """Remove what the host keeps for a VM that is gone for good (sockets, logs)."""
+
+    @abstractmethod
+    def fence(self) -> list[str]:
+        """Kill every VM process of this host at once (SIGKILL, no guest shutdown): the host is
+        about to be declared dead. Returns the uuids killed."""

@@ -19,6 +19,7 @@ class Action(Enum):
     DELETE = "delete"  # end the process, remove disks and run dir, remove the record
     KILL_STRAY = "kill_stray"  # a process for a VM that is not (any more) assigned here
     REPORT = "report"  # only the status needs updating
+    HAND_OVER = "hand_over"  # migration: power off, then leave the VM to the scheduler
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,8 @@ def plan(vm: dict[str, Any] | None, state: PowerState, may_restart: bool = True)
         return Step(Action.KILL_STRAY, message="not assigned to this host: stopped")
     if vm["desired"] == model.DELETED:
         return Step(Action.DELETE)
+    if vm.get("migrate"):
+        return Step(Action.HAND_OVER, model.MIGRATING, "stopped for migration")
     if vm["desired"] == model.STOPPED:
         if state is PowerState.RUNNING:
             return Step(Action.POWER_OFF, model.STATUS_STOPPED, "stopped")

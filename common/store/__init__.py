@@ -12,7 +12,7 @@
 """
 
 from common.store.client import Entry, Listing, Store, TxnResult
-from common.store.txn import Delete, Put, absent, created_at, mod_revision_is
+from common.store.txn import Delete, Put, absent, created_at, lease_is, mod_revision_is
 
 __all__ = [
     "Delete",
@@ -23,5 +23,6 @@ __all__ = [
     "TxnResult",
     "absent",
     "created_at",
+    "lease_is",
     "mod_revision_is",
 ]

@@ -9,6 +9,7 @@ anyone else can see the lease gone.
 import logging
 import threading
 import time
+from collections.abc import Callable
 
 from common.errors import UcloudError
 from common.store.client import Store
@@ -17,9 +18,17 @@ log = logging.getLogger(__name__)
 
 
 class Session:
-    def __init__(self, store: Store, ttl: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        ttl: int,
+        interval: float | None = None,
+        on_refresh: Callable[["Session"], None] | None = None,
+    ) -> None:
         self.store = store
         self.ttl = ttl
+        self.interval = interval or ttl / 3  # seconds between keep-alives
+        self.on_refresh = on_refresh  # called after every successful grant or keep-alive
         self.lease_id = 0
         self.expires_at = 0.0
         self.lost = threading.Event()  # set once the lease is (or may be) gone for good
@@ -30,6 +39,7 @@ class Session:
         sent = time.monotonic()
         self.lease_id = self.store.grant(self.ttl)
         self.expires_at = sent + self.ttl
+        self._refreshed()
         self._thread = threading.Thread(target=self._keepalive_loop, name="lease", daemon=True)
         self._thread.start()
         return self
@@ -46,16 +56,21 @@ class Session:
             return False
         self.lease_id = lease_id
         self.expires_at = sent + ttl
+        self._refreshed()
         self._thread = threading.Thread(target=self._keepalive_loop, name="lease", daemon=True)
         self._thread.start()
         return True
+
+    def _refreshed(self) -> None:
+        if self.on_refresh is not None:
+            self.on_refresh(self)
 
     def remaining(self) -> float:
         """Seconds until the lease may expire at etcd (negative: it may be gone already)."""
         return self.expires_at - time.monotonic()
 
     def _keepalive_loop(self) -> None:
-        interval = self.ttl / 3
+        interval = self.interval
         while not self._closed.wait(interval):
             sent = time.monotonic()
             try:
@@ -77,7 +92,8 @@ class Session:
                 self.lost.set()
                 return
             self.expires_at = sent + ttl
-            interval = self.ttl / 3
+            self._refreshed()
+            interval = self.interval
 
     def close(self, revoke: bool = True) -> None:
         """Stop refreshing; revoke the lease so its keys vanish now rather than after the TTL."""

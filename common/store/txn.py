@@ -54,18 +54,19 @@ Op = Put | Delete
 
 @dataclass(frozen=True)
 class Compare:
-    """One condition; build with `absent`, `mod_revision_is` or `created_at`."""
+    """One condition; build with `absent`, `mod_revision_is`, `created_at` or `lease_is`."""
 
     key: str
     target: int
-    revision: int
+    value: int  # a revision, or a lease id for lease_is
 
     def message(self) -> rpc_pb2.Compare:
-        fields = {
-            "create_revision"
-            if self.target == rpc_pb2.Compare.CREATE
-            else "mod_revision": self.revision
-        }
+        field = {
+            rpc_pb2.Compare.CREATE: "create_revision",
+            rpc_pb2.Compare.MOD: "mod_revision",
+            rpc_pb2.Compare.LEASE: "lease",
+        }[self.target]
+        fields = {field: self.value}
         return rpc_pb2.Compare(
             result=rpc_pb2.Compare.EQUAL, target=self.target, key=self.key.encode(), **fields
         )
@@ -84,3 +85,8 @@ def mod_revision_is(key: str, revision: int) -> Compare:
 def created_at(key: str, revision: int) -> Compare:
     """True while the key is the very one created at this revision (leader fencing)."""
     return Compare(key, rpc_pb2.Compare.CREATE, revision)
+
+
+def lease_is(key: str, lease_id: int) -> Compare:
+    """True while the key exists and is bound to this lease (a host's current incarnation)."""
+    return Compare(key, rpc_pb2.Compare.LEASE, lease_id)

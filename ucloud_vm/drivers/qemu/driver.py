@@ -163,6 +163,17 @@ class QemuDriver(Hypervisor):
                 time.sleep(0.02)
         self._reap_child(uuid)
 
+    def fence(self) -> list[str]:
+        processes = self.processes()
+        for pid in processes.values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        for uuid, pid in processes.items():
+            while _alive(pid):
+                time.sleep(0.005)
+            self._reap_child(uuid)
+        return sorted(processes)
+
     def reboot(self, uuid: str) -> None:
         try:
             qmp.execute(str(self.run_dir(uuid) / "qmp.sock"), "system_reset")
