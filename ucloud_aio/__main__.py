@@ -31,15 +31,18 @@ api_port_option = click.option(
 )
 
 
-def _start(state_dir: Path, api_port: int) -> AllInOne:
-    cloud = AllInOne(state_dir, api_port)
+def _start(state_dir: Path, api_port: int, hosts: int | None = None) -> AllInOne:
+    cloud = AllInOne(state_dir, api_port, hosts=hosts)
     click.echo(f"starting ucloud in {cloud.state_dir} ...", err=True)
     try:
         cloud.up()
     except (RuntimeError, TimeoutError, subprocess.CalledProcessError) as error:
         cloud.down()
         raise click.ClickException(str(error)) from None
-    click.echo(f"ucloud is up: API {cloud.api_url}, host {cloud.hostname} ALIVE, image tiny")
+    click.echo(
+        f"ucloud is up: API {cloud.api_url}, host(s) {', '.join(cloud.host_names)} ALIVE,"
+        " image tiny"
+    )
     click.echo(f"admin CLI config: {cloud.admin_conf}")
     click.echo(f"  export UCLOUD_CONFIG={cloud.admin_conf}; ucloud-cli host list")
     return cloud
@@ -50,9 +53,15 @@ def _start(state_dir: Path, api_port: int) -> AllInOne:
 @api_port_option
 @click.option("--detach", is_flag=True, help="return once the cloud is up")
 @click.option("--demo", is_flag=True, help="also create a user and boot a VM (see `demo`)")
-def up(state_dir: Path, api_port: int, detach: bool, demo: bool) -> None:
+@click.option(
+    "--hosts",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="a lab of N hosts (network namespaces host1..hostN on an IPv6 fabric)",
+)
+def up(state_dir: Path, api_port: int, detach: bool, demo: bool, hosts: int | None) -> None:
     """Bring up the cloud; without --detach, stay in the foreground until Ctrl-C."""
-    cloud = _start(state_dir, api_port)
+    cloud = _start(state_dir, api_port, hosts)
     if demo:
         _demo(cloud)
     if detach:
@@ -109,6 +118,31 @@ def down(state_dir: Path) -> None:
     """Stop every process of the cloud."""
     AllInOne(state_dir).down()
     click.echo("ucloud is down")
+
+
+@cli.group()
+def host() -> None:
+    """Failures on purpose in a lab (`up --hosts N`): kill, cut, restore a host."""
+
+
+def _lab_host_command(action: str, help_text: str) -> None:
+    @host.command(action, help=help_text)
+    @click.argument("name")
+    @state_dir_option
+    def command(name: str, state_dir: Path) -> None:
+        cloud = AllInOne(state_dir)
+        if not cloud.lab:
+            raise click.ClickException(f"{cloud.state_dir} is not a lab (use up --hosts N)")
+        try:
+            getattr(cloud, f"{action}_host")(name)
+        except (ValueError, RuntimeError, TimeoutError) as error:
+            raise click.ClickException(str(error)) from None
+        click.echo(f"host {name}: {action} done")
+
+
+_lab_host_command("kill", "Power cut: kill every process of the host, its VMs included.")
+_lab_host_command("cut", "Partition: take the host's fabric link down; processes keep running.")
+_lab_host_command("restore", "Undo kill or cut: link up, the host's agents running again.")
 
 
 @cli.command()

@@ -3,6 +3,11 @@
 Everything lives under one state dir: the daemons' config (ucloud.conf), etcd's data, logs, pid
 files, the image store, run dirs, and admin.conf (a CLI config for the admin). The test suite uses
 this class as its fixture, so what users run is what the tests run.
+
+With `hosts=N` it is a lab (DESIGN §6a): hosts host1..hostN are network namespaces on an IPv6
+fabric (lab.py), each with its own ucloud-host and ucloud-vm and its own run dir under
+hosts/<name>/, all sharing one etcd and one image/disk store (shared_storage on). `kill_host`,
+`cut_host` and `restore_host` inject a power cut or a partition and undo it.
 """
 
 import json
@@ -23,6 +28,7 @@ from common.errors import Conflict
 from common.store import Store, keys
 from ucloud_aio.etcd import EtcdServer
 from ucloud_aio.guest import ensure_tiny_image
+from ucloud_aio.lab import Fabric
 from ucloud_aio.procs import (
     free_port,
     kill_group,
@@ -63,10 +69,36 @@ class AllInOne:
     host_lease_ttl: int = 3
     settings: dict[str, str] = field(default_factory=dict)  # extra ucloud.conf keys
     register_tiny: bool = True  # build (once) and register the test guest as image `tiny`
+    hosts: int | None = None  # lab of N namespace hosts; 0: one host on this machine itself;
+    # None: as the state dir says (an existing lab stays a lab), else 0
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir).absolute()
         self.hostname = socket.gethostname()
+        lab_file = self.state_dir / "lab.json"
+        if self.hosts is None:
+            self.hosts = json.loads(lab_file.read_text())["hosts"] if lab_file.exists() else 0
+        self.fabric = Fabric.for_state_dir(self.state_dir)
+
+    @property
+    def lab(self) -> bool:
+        return bool(self.hosts)
+
+    @property
+    def host_names(self) -> list[str]:
+        return [f"host{i}" for i in range(1, self.hosts + 1)] if self.lab else [self.hostname]
+
+    def host_index(self, name: str) -> int:
+        if name not in self.host_names or not self.lab:
+            raise ValueError(f"no lab host {name!r} (hosts: {', '.join(self.host_names)})")
+        return self.host_names.index(name) + 1
+
+    def host_dir(self, name: str) -> Path:
+        return self.state_dir / "hosts" / name
+
+    def run_dir(self, host: str) -> Path:
+        """Where a host keeps its VMs' sockets and logs."""
+        return self.host_dir(host) / "run" if self.lab else self.state_dir / "run"
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -103,57 +135,144 @@ class AllInOne:
         return Store.from_config(self.config())
 
     def daemons(self, ports: dict[str, int]) -> list[Daemon]:
-        """In start order; each reads the cloud's ucloud.conf."""
+        """In start order: API and scheduler, then every host's agents."""
         conf = ["--config", str(self.conf_path)]
-        daemons = [Daemon("ucloud-api", [venv_script("ucloud-api"), *conf])]
-        for name in ("scheduler", "host", "vm"):
-            metrics = ["--metrics-port", str(ports[f"{name}_metrics"])]
-            daemons.append(
-                Daemon(f"ucloud-{name}", [venv_script(f"ucloud-{name}"), *conf, *metrics])
-            )
+        daemons = [
+            Daemon("ucloud-api", [venv_script("ucloud-api"), *conf]),
+            Daemon(
+                "ucloud-scheduler",
+                [
+                    venv_script("ucloud-scheduler"),
+                    *conf,
+                    "--metrics-port",
+                    str(ports["scheduler_metrics"]),
+                ],
+            ),
+        ]
+        for host in self.host_names:
+            daemons += self.host_daemons(host, ports)
         return daemons
+
+    def host_daemons(self, host: str, ports: dict[str, int]) -> list[Daemon]:
+        if not self.lab:
+            conf = ["--config", str(self.conf_path)]
+            return [
+                Daemon(
+                    f"ucloud-{name}",
+                    [
+                        venv_script(f"ucloud-{name}"),
+                        *conf,
+                        "--metrics-port",
+                        str(ports[f"{name}_metrics"]),
+                    ],
+                )
+                for name in ("host", "vm")
+            ]
+        # Inside the host's namespace (own loopback: default metrics ports do not collide).
+        prefix = self.fabric.exec_prefix(self.host_index(host))
+        conf = ["--config", str(self.host_dir(host) / "ucloud.conf")]
+        return [
+            Daemon(f"{host}.ucloud-{name}", [*prefix, venv_script(f"ucloud-{name}"), *conf])
+            for name in ("host", "vm")
+        ]
 
     # -- up / down ---------------------------------------------------------------------------
 
     def up(self) -> None:
-        """Start whatever is not running yet; return once the API is healthy and the host ALIVE."""
-        for sub in ("pids", "logs", "images", "run"):
+        """Start whatever is not running yet (except hosts killed on purpose); return once the
+        API is healthy and every host is ALIVE."""
+        for sub in ("pids", "logs", "images"):
             (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
         ports = self._ports()
-        self._write_conf(ports)
-        etcd = EtcdServer(self.state_dir / "etcd", ports["etcd"], str(self.log_path("etcd")))
+        if self.lab:
+            (self.state_dir / "lab.json").write_text(json.dumps({"hosts": self.hosts}))
+            self.fabric.create(self.hosts)
+        self._write_confs(ports)
+        extra = [self.fabric.gateway] if self.lab else []
+        etcd = EtcdServer(
+            self.state_dir / "etcd", ports["etcd"], str(self.log_path("etcd")), extra_hosts=extra
+        )
         if not self._running("etcd"):
             etcd.start()
             self._pidfile("etcd").write_text(str(etcd.process.pid))
-        for daemon in self.daemons(ports):
-            if not self._running(daemon.name):
-                self._clear_leftovers(daemon.name)
-                process = spawn(daemon.argv, self.log_path(daemon.name))
-                daemon.pidfile(self.state_dir).write_text(str(process.pid))
+        killed = [h for h in self.host_names if (self.host_dir(h) / "killed").exists()]
+        starting = [
+            d for d in self.daemons(ports) if not any(d.name.startswith(f"{h}.") for h in killed)
+        ]
+        for daemon in starting:
+            self._ensure_running(daemon)
         self._bootstrap_admin()
         wait_until(self._api_healthy, 30, f"ucloud-api on {self.api_url}")
-        wait_until(self._host_alive, 30, f"host {self.hostname} to be ALIVE")
+        for host in self.host_names:
+            if host not in killed:
+                wait_until(lambda h=host: self._host_alive(h), 30, f"host {host} to be ALIVE")
         if self.register_tiny:
             self._register_tiny()
-        for daemon in self.daemons(ports):
+        for daemon in starting:
             self._check_alive(daemon.name)  # e.g. one that refused its config at start-up
 
+    def _ensure_running(self, daemon: Daemon) -> None:
+        if not self._running(daemon.name):
+            self._clear_leftovers(daemon.name)
+            process = spawn(daemon.argv, self.log_path(daemon.name))
+            daemon.pidfile(self.state_dir).write_text(str(process.pid))
+
     def down(self) -> None:
-        """Stop every process of this cloud: daemons, then VMs, then etcd. Nothing is left."""
-        names = [d.name for d in reversed(self.daemons(self._ports()))] + ["etcd"]
-        for name in names:
-            if name == "etcd":
-                # VMs (qemu, daemonized) name their run dir under the state dir.
-                for pid in pids_mentioning(str(self.state_dir / "run")):
-                    kill_pid(pid, timeout=3)
-            path = self._pidfile(name)
-            if path.exists():
-                pid = int(path.read_text())
-                if self._owned(pid):
-                    kill_pid(pid)
-                self._clear_leftovers(name)
+        """Stop every process of this cloud: daemons, then VMs, then etcd; remove the lab's
+        namespaces and links. Nothing is left."""
+        for name in [d.name for d in reversed(self.daemons(self._ports()))]:
+            self._stop(name)
+        # VMs name their run dir (under the state dir) on their command line.
+        for place in ("run", "hosts"):
+            for pid in pids_mentioning(str(self.state_dir / place)):
+                kill_pid(pid, timeout=3)
+        if self.lab:
+            for index in range(1, self.hosts + 1):
+                for pid in self.fabric.pids(index):
+                    kill_pid(pid, signal.SIGKILL)
+        self._stop("etcd")
         for pid in pids_mentioning(str(self.state_dir)):
             kill_pid(pid, signal.SIGKILL)
+        if self.lab:
+            self.fabric.destroy(self.hosts)
+            for host in self.host_names:
+                for marker in ("killed", "cut"):
+                    (self.host_dir(host) / marker).unlink(missing_ok=True)
+
+    def _stop(self, name: str) -> None:
+        path = self._pidfile(name)
+        if path.exists():
+            pid = int(path.read_text())
+            if self._owned(pid):
+                kill_pid(pid)
+            self._clear_leftovers(name)
+
+    # -- lab: failures on purpose ----------------------------------------------------------
+
+    def kill_host(self, name: str) -> None:
+        """A power cut: every process of the host dies at once, its VMs included."""
+        index = self.host_index(name)
+        (self.host_dir(name) / "killed").touch()
+        for pid in self.fabric.pids(index):
+            kill_pid(pid, signal.SIGKILL, timeout=2)
+        for daemon in self.host_daemons(name, self._ports()):
+            self._pidfile(daemon.name).unlink(missing_ok=True)
+
+    def cut_host(self, name: str) -> None:
+        """A partition: the host's fabric link goes down, its processes keep running."""
+        index = self.host_index(name)
+        (self.host_dir(name) / "cut").touch()
+        self.fabric.cut(index)
+
+    def restore_host(self, name: str) -> None:
+        """Undo kill or cut: the link comes back up and the host's agents run again."""
+        index = self.host_index(name)
+        self.fabric.restore(index)
+        for marker in ("killed", "cut"):
+            (self.host_dir(name) / marker).unlink(missing_ok=True)
+        for daemon in self.host_daemons(name, self._ports()):
+            self._ensure_running(daemon)
+        wait_until(lambda: self._host_alive(name), 30, f"host {name} to be ALIVE")
 
     def status(self) -> dict[str, bool]:
         return {
@@ -186,19 +305,40 @@ class AllInOne:
         path = self._pidfile(name)
         return path.exists() and self._owned(int(path.read_text()))
 
-    def _write_conf(self, ports: dict[str, int]) -> None:
-        values = {
-            "etcd_endpoints": f"127.0.0.1:{ports['etcd']}",
-            "api_bind": f"127.0.0.1:{self.api_port},[::1]:{self.api_port}",
-            "hostname": self.hostname,
+    def _write_confs(self, ports: dict[str, int]) -> None:
+        common = {
             "host_lease_ttl": str(self.host_lease_ttl),
-            "run_dir": str(self.state_dir / "run"),
             "image_dir": str(self.state_dir / "images"),
-            **self.settings,
+            "shared_storage": "true" if self.lab else "false",
         }
+        self._write_conf(
+            self.conf_path,
+            {
+                "etcd_endpoints": f"127.0.0.1:{ports['etcd']}",
+                "api_bind": f"127.0.0.1:{self.api_port},[::1]:{self.api_port}",
+                "hostname": self.hostname,
+                "run_dir": str(self.run_dir(self.hostname)),
+                **common,
+            },
+        )
+        if not self.lab:
+            return
+        for host in self.host_names:
+            self.host_dir(host).mkdir(parents=True, exist_ok=True)
+            self._write_conf(
+                self.host_dir(host) / "ucloud.conf",
+                {
+                    "etcd_endpoints": f"[{self.fabric.gateway}]:{ports['etcd']}",
+                    "hostname": host,
+                    "run_dir": str(self.run_dir(host)),
+                    **common,
+                },
+            )
+
+    def _write_conf(self, path: Path, values: dict[str, str]) -> None:
         text = "# written by ucloud-aio up; edited copies are overwritten\n"
-        text += "".join(f"{key} = {value}\n" for key, value in values.items())
-        self.conf_path.write_text(text)
+        text += "".join(f"{key} = {value}\n" for key, value in {**values, **self.settings}.items())
+        path.write_text(text)
 
     def _bootstrap_admin(self) -> None:
         config = self.config()
@@ -253,11 +393,11 @@ class AllInOne:
         except requests.RequestException:
             return False
 
-    def _host_alive(self) -> bool:
-        self._check_alive("ucloud-host")
+    def _host_alive(self, host: str) -> bool:
+        self._check_alive(self.host_daemons(host, self._ports())[0].name)
         store = self.store()
         try:
-            return store.get(keys.alive(self.hostname)) is not None
+            return store.get(keys.alive(host)) is not None
         finally:
             store.close()
 

@@ -10,9 +10,17 @@ from ucloud_aio.procs import free_port, kill_process, spawn, stop_process, wait_
 
 
 class EtcdServer:
-    def __init__(self, data_dir: str | Path, client_port: int = 0, log_path: str | None = None):
+    def __init__(
+        self,
+        data_dir: str | Path,
+        client_port: int = 0,
+        log_path: str | None = None,
+        extra_hosts: list[str] | None = None,
+    ) -> None:
         self.data_dir = Path(data_dir)
         self.client_port = client_port or free_port()
+        self.extra_hosts = extra_hosts or []  # more addresses to serve clients on (a lab fabric)
+
         self.peer_port = free_port()
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
@@ -22,7 +30,10 @@ class EtcdServer:
         return f"127.0.0.1:{self.client_port}"
 
     def argv(self) -> list[str]:
-        client = f"http://127.0.0.1:{self.client_port}"
+        client = ",".join(
+            f"http://{host}:{self.client_port}"
+            for host in ["127.0.0.1", *(f"[{h}]" for h in self.extra_hosts)]
+        )
         peer = f"http://127.0.0.1:{self.peer_port}"
         return [
             "etcd",

@@ -6,6 +6,7 @@ from typing import Any
 from flask import Blueprint, jsonify
 
 from common import model
+from common.errors import Conflict, NotFound
 from common.store import keys
 from ucloud_api.context import require_admin, services
 
@@ -36,3 +37,33 @@ def list_hosts() -> Any:
         host["alive"] = name in alive
         hosts.append(host)
     return jsonify(hosts)
+
+
+def _set_maintenance(name: str, on: bool) -> Any:
+    require_admin()
+    svc = services()
+    if on and not svc.config.shared_storage:
+        raise Conflict("draining moves VMs to other hosts, which needs shared_storage")
+
+    def mutate(host: dict[str, Any]) -> dict[str, Any] | None:
+        if bool(host.get("maintenance")) == on:
+            return None
+        host["maintenance"] = on
+        return host
+
+    entry = svc.store.update(keys.host(name), mutate) if "/" not in name else None
+    if entry is None:
+        raise NotFound(f"unknown host {name!r}")
+    return jsonify(entry.value), 202
+
+
+@blueprint.post("/v1/host/<name>/drain")
+def drain(name: str) -> Any:
+    """Maintenance: no new VMs; the host's VMs are stopped and started elsewhere."""
+    return _set_maintenance(name, True)
+
+
+@blueprint.post("/v1/host/<name>/enable")
+def enable(name: str) -> Any:
+    """Back from maintenance: the host takes VMs again."""
+    return _set_maintenance(name, False)

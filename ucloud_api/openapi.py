@@ -53,6 +53,7 @@ def _op(
 
 
 _UUID = [{"name": "uuid", "in": "path", "required": True, "schema": {"type": "string"}}]
+_NAME = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
 
 
 def _with_uuid(operation: dict[str, Any]) -> dict[str, Any]:
@@ -99,7 +100,30 @@ def document() -> dict[str, Any]:
                 f"/v1/vm/{{uuid}}/{action}": {
                     "post": _with_uuid(_op(f"{action} a VM", 202, _ANY_OBJECT))
                 }
-                for action in ("start", "stop", "reboot", "migrate")
+                for action in ("start", "stop", "reboot")
+            },
+            "/v1/vm/{uuid}/migrate": {
+                "post": _with_uuid(
+                    _op(
+                        "cold-migrate a VM to another host (shared storage)",
+                        202,
+                        _ANY_OBJECT,
+                        vms.MIGRATE.openapi(),
+                    )
+                )
+            },
+            "/v1/host/{name}/drain": {
+                "post": {
+                    **_op(
+                        "maintenance: stop placing VMs here and migrate its VMs away (admin)",
+                        202,
+                        _ANY_OBJECT,
+                    ),
+                    "parameters": _NAME,
+                }
+            },
+            "/v1/host/{name}/enable": {
+                "post": {**_op("end maintenance (admin)", 202, _ANY_OBJECT), "parameters": _NAME}
             },
             "/v1/image": {
                 "get": _op("list images you can use", 200, _ANY_LIST),

@@ -194,10 +194,49 @@ def reboot(uuid: str) -> Any:
     return _change(uuid, mutate)
 
 
+MIGRATE = Schema(
+    "VMMigrate",
+    [
+        Field(
+            "host",
+            name,
+            NAME_SCHEMA,
+            required=False,
+            help="target host (default: any host that fits)",
+        ),
+    ],
+)
+
+
 @blueprint.post("/v1/vm/<uuid>/migrate")
 def migrate(uuid: str) -> Any:
-    visible_vm(services().store, caller(), uuid)
-    raise Conflict("migration is not available in this version")
+    """Cold migration: the VM is stopped on its host and started on another one (from the same
+    disks, so this needs shared storage)."""
+    svc = services()
+    spec = MIGRATE.parse(body())
+    visible_vm(svc.store, caller(), uuid)
+    if not svc.config.shared_storage:
+        raise Conflict("migration needs shared storage (shared_storage is off)")
+    target = spec.get("host")
+    if target is not None:
+        record = svc.store.get(keys.host(target))
+        if record is None:
+            raise NotFound(f"unknown host {target!r}")
+        if record.value.get("status") != model.ALIVE or record.value.get("maintenance"):
+            raise Conflict(f"host {target} does not take VMs now")
+
+    def mutate(vm: dict[str, Any]) -> dict[str, Any]:
+        _not_deleted(vm)
+        if vm["host"] is None:
+            raise Conflict(f"VM {vm['uuid']} has no host yet")
+        if vm["host"] == target:
+            raise Conflict(f"VM {vm['uuid']} is on {target} already")
+        if vm.get("migrate"):
+            raise Conflict(f"VM {vm['uuid']} is migrating already")
+        vm["migrate"] = {"from": vm["host"], "to": target}
+        return model.add_log(vm, f"migration to {target or 'another host'} requested")
+
+    return _change(uuid, mutate)
 
 
 @blueprint.delete("/v1/vm/<uuid>")
@@ -206,8 +245,8 @@ def delete(uuid: str) -> Any:
     while True:
         entry = visible_vm(store, caller(), uuid)
         vm = entry.copy_value()
-        if vm["host"] is None:
-            # No agent owns it: release it here (the compare loses against a concurrent placement).
+        if vm["host"] is None and vm["status"] == model.PENDING:
+            # Never placed, no disks: release it here (the compare loses against a placement).
             gone = store.txn([mod_revision_is(entry.key, entry.mod_revision)], [Delete(entry.key)])
             if gone.succeeded:
                 vm.update(desired=model.DELETED, status="DELETED")

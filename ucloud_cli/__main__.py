@@ -294,6 +294,33 @@ def vm_console(ctx: click.Context, vm_ref: str) -> None:
     attach(serial)
 
 
+@vm.command("migrate")
+@click.argument("vm_ref", metavar="VM")
+@click.option("--host", "target", help="target host (default: any that fits)")
+@wait_option
+@json_flag
+@click.pass_context
+def vm_migrate(
+    ctx: click.Context, vm_ref: str, target: str | None, wait: bool, timeout: float, as_json: bool
+) -> None:
+    """Move a VM to another host (stopped there, started here; needs shared storage)."""
+    client = ctx.find_object(Context).client
+    record = resolve_vm(client, vm_ref)
+    source = record["host"]
+    record = client.post(f"/v1/vm/{record['uuid']}/migrate", {"host": target} if target else {})
+    if wait:
+
+        def moved(vm: dict[str, Any] | None) -> bool:
+            return (
+                vm is not None
+                and vm["host"] not in (None, source)
+                and vm["status"] in ("RUNNING", "STOPPED")
+            )
+
+        record = wait_for(client, record["uuid"], moved, timeout) or record
+    show_vm(ctx, as_json, record)
+
+
 _vm_action("start", _running, "Start a VM.")
 _vm_action("stop", _stopped, "Stop a VM (ACPI power-off, forced after a timeout).")
 _vm_action("reboot", _running, "Reboot a running VM.")
@@ -368,7 +395,7 @@ def image_delete(ctx: click.Context, image_ref: str, as_json: bool) -> None:
 
 HOST_COLUMNS: list[output.Column] = [
     ("hostname", lambda h: h["hostname"]),
-    ("status", lambda h: h["status"]),
+    ("status", lambda h: h["status"] + (" (maintenance)" if h.get("maintenance") else "")),
     ("vms", lambda h: h["allocated"]["vms"]),
     ("cpu", lambda h: f"{h['allocated']['cpu']}/{h['capacity']['cpu']}"),
     ("ram", lambda h: f"{output.size(h['allocated']['ram'])}/{output.size(h['capacity']['ram'])}"),
@@ -394,6 +421,24 @@ def host_list(ctx: click.Context, as_json: bool) -> None:
         output.emit_json(hosts)
     else:
         output.table(hosts, HOST_COLUMNS)
+
+
+def _host_maintenance(action: str, help_text: str) -> None:
+    @host.command(action, help=help_text)
+    @click.argument("name")
+    @json_flag
+    @click.pass_context
+    def command(ctx: click.Context, name: str, as_json: bool) -> None:
+        record = ctx.find_object(Context).client.post(f"/v1/host/{name}/{action}")
+        if wants_json(ctx, as_json):
+            output.emit_json(record)
+        else:
+            state = "in maintenance" if record.get("maintenance") else "taking VMs"
+            click.echo(f"host {name}: {state}")
+
+
+_host_maintenance("drain", "Maintenance: no new VMs, and its VMs move to other hosts.")
+_host_maintenance("enable", "End maintenance: the host takes VMs again.")
 
 
 @cli.group()

@@ -21,6 +21,7 @@ from ucloud_scheduler.scheduler import Scheduler
     "disk_overcommit",
     "placement",
     "scheduler_lease_ttl",
+    "shared_storage",
     "log_level",
     "metrics_port",
 )
@@ -29,7 +30,13 @@ def main(config_path: str | None, **flags: Any) -> None:
     config = daemon.start("ucloud-scheduler", config_path, flags)
     store = Store.from_config(config)
     identity = f"{socket.gethostname()}:{os.getpid()}"
-    scheduler = Scheduler(store, Policy.from_config(config), identity, config.scheduler_lease_ttl)
+    scheduler = Scheduler(
+        store,
+        Policy.from_config(config),
+        identity,
+        config.scheduler_lease_ttl,
+        config.shared_storage,
+    )
     daemon.stop_on_signals(scheduler.stop)
     scheduler.run()
     store.close()

@@ -39,6 +39,7 @@ class Host:
     capacity: dict[str, int]
     allocated: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RESOURCES, 0))
     alive: bool = True
+    maintenance: bool = False  # drained by an admin: takes no new VMs
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,8 @@ class Demand:
     cpu: int
     ram: int
     disk: int
+    avoid: str | None = None  # never this host (the source of a migration)
+    only: str | None = None  # only this host (a migration with a target)
 
     def __getitem__(self, resource: str) -> int:
         return getattr(self, resource)
@@ -65,6 +68,12 @@ def misfit(host: Host, demand: Demand, limits: dict[str, float]) -> str | None:
     message: the first failing check is the reason counted."""
     if not host.alive:
         return "not alive"
+    if host.maintenance:
+        return "in maintenance"
+    if demand.only is not None and host.name != demand.only:
+        return "not the requested host"
+    if host.name == demand.avoid:
+        return "the VM is moving away from it"
     for resource, label in (("cpu", "CPUs"), ("ram", "memory"), ("disk", "disk")):
         if host.allocated[resource] + demand[resource] > limits[resource]:
             return f"not enough {label}"
@@ -86,9 +95,15 @@ def plan(demands: Iterable[Demand], hosts: Iterable[Host], policy: Policy) -> Pl
     hosts = [h for h in hosts]
     limits = {h.name: policy.limit(h.capacity) for h in hosts}
     by_name = {h.name: h for h in hosts}
-    heap = [(_rank(h, limits[h.name], policy.strategy), h.name) for h in hosts if h.alive]
+    # Dead and drained hosts never enter the heap; they only count in the reasons.
+    heap = [
+        (_rank(h, limits[h.name], policy.strategy), h.name)
+        for h in hosts
+        if h.alive and not h.maintenance
+    ]
     heapq.heapify(heap)
     dead = sum(1 for h in hosts if not h.alive)
+    resting = sum(1 for h in hosts if h.alive and h.maintenance)
     for demand in demands:
         rejected: list[tuple[float, str]] = []
         reasons: Counter[str] = Counter()
@@ -106,6 +121,8 @@ def plan(demands: Iterable[Demand], hosts: Iterable[Host], policy: Policy) -> Pl
         if chosen is None:
             if dead:
                 reasons["not alive"] += dead
+            if resting:
+                reasons["in maintenance"] += resting
             result.unplaced[demand.key] = explain(reasons)
             continue
         for resource in RESOURCES:

@@ -32,9 +32,17 @@ BATCH = 50  # placements per transaction (etcd allows 128 operations by default)
 
 
 class Scheduler:
-    def __init__(self, store: Store, policy: Policy, identity: str, lease_ttl: int) -> None:
+    def __init__(
+        self,
+        store: Store,
+        policy: Policy,
+        identity: str,
+        lease_ttl: int,
+        shared_storage: bool = False,
+    ) -> None:
         self.store = store
         self.policy = policy
+        self.shared_storage = shared_storage  # may a dead host's VMs restart elsewhere?
         self.election = Election(store, keys.SCHEDULER_LEADER, identity, lease_ttl)
         self.changed = threading.Event()
         self.stop = threading.Event()
@@ -101,10 +109,12 @@ class Scheduler:
         started = time.perf_counter()
         self._mark_dead_hosts()
         vms = self.vms.values()
+        self._evacuate_dead_hosts(vms)
+        if self.shared_storage:
+            self._drain_hosts(vms)
         hosts = self._hosts(vms)
         pending = sorted(
-            (e for e in vms if e.value["host"] is None and e.value["desired"] != model.DELETED),
-            key=lambda e: (e.value["created"], e.key),
+            (e for e in vms if _needs_host(e.value)), key=lambda e: (e.value["created"], e.key)
         )
         PENDING_VMS.set(len(pending))
         if pending:
@@ -124,6 +134,7 @@ class Scheduler:
                 name,
                 record["capacity"],
                 alive=record.get("status") == model.ALIVE and name in alive,
+                maintenance=bool(record.get("maintenance")),
             )
         for entry in vms:
             vm = entry.value
@@ -159,6 +170,67 @@ class Scheduler:
                 log.warning("host %s lost its liveness key: DEAD", name)
                 self._wrote(self.hosts, result.revision)
 
+    def _evacuate_dead_hosts(self, vms: list[Entry]) -> None:
+        """VMs of a DEAD host: on shared storage they leave it (KILLED, no host) to be placed
+        elsewhere; otherwise ERROR with the reason. The host's lease has expired (that is what
+        made it DEAD), so the host has fenced itself: restarting elsewhere cannot run a VM
+        twice. Each write compares the host record too, so a host that came back meanwhile
+        keeps its VMs."""
+        dead = {
+            e.value["hostname"]: e
+            for e in self.hosts.values()
+            if e.value.get("status") == model.DEAD
+        }
+        for entry in vms:
+            vm = entry.copy_value()
+            host = dead.get(vm["host"]) if vm["host"] else None
+            if host is None:
+                continue
+            if self.shared_storage:
+                vm.update(host=None, status=model.KILLED, migrate=None)
+                model.add_log(vm, f"host {host.value['hostname']} died: to be restarted elsewhere")
+            elif vm["status"] != model.ERROR and vm["desired"] != model.DELETED:
+                vm.update(status=model.ERROR, retries_seen=vm.get("retries", 0))
+                model.add_log(
+                    vm,
+                    f"host {host.value['hostname']} died and the disks are not on"
+                    " shared storage: not restarted elsewhere (start it again once"
+                    " the host is back)",
+                )
+            else:
+                continue
+            self._write_if(vm, entry, host)
+
+    def _drain_hosts(self, vms: list[Entry]) -> None:
+        """VMs of a host in maintenance get a migration request; the host's agent stops them and
+        hands them over, then they are placed like any other."""
+        draining = {
+            e.value["hostname"]: e
+            for e in self.hosts.values()
+            if e.value.get("maintenance") and e.value.get("status") == model.ALIVE
+        }
+        for entry in vms:
+            vm = entry.copy_value()
+            host = draining.get(vm["host"]) if vm["host"] else None
+            if host is None or vm.get("migrate") or vm["desired"] == model.DELETED:
+                continue
+            vm["migrate"] = {"from": vm["host"], "to": None}
+            model.add_log(vm, f"host {vm['host']} is in maintenance: migrating")
+            self._write_if(vm, entry, host)
+
+    def _write_if(self, vm: dict[str, Any], entry: Entry, host: Entry) -> None:
+        """Write vm if neither it nor its host record changed since read (and we lead)."""
+        result = self.store.txn(
+            [
+                mod_revision_is(entry.key, entry.mod_revision),
+                mod_revision_is(host.key, host.mod_revision),
+                *self.election.fence(),
+            ],
+            [Put(entry.key, vm)],
+        )
+        if result.succeeded:
+            self._wrote(self.vms, result.revision)
+
     def _fenced_update(self, mirror: Mirror, entry: Entry, mutate: Any) -> None:
         new = mutate(entry.copy_value())
         if new is None:
@@ -177,6 +249,7 @@ class Scheduler:
             vm = entry.copy_value()
             vm["host"] = host
             vm["status"] = model.SCHEDULED
+            vm.pop("migrate", None)
             model.add_log(vm, f"scheduled on {host}")
             writes.append((entry, vm))
         for start in range(0, len(writes), BATCH):
@@ -211,6 +284,22 @@ class Scheduler:
             self._fenced_update(self.vms, entry, lambda vm, r=reason: model.add_log(vm, r))
 
 
+def _needs_host(vm: dict[str, Any]) -> bool:
+    """Waiting for a host: new VMs, and VMs moved off a host (killed with it, or migrating),
+    even if deleted meanwhile: the new host's agent removes their disks."""
+    if vm["host"] is not None:
+        return False
+    return vm["desired"] != model.DELETED or vm["status"] in (model.KILLED, model.MIGRATING)
+
+
 def _demand(entry: Entry) -> Demand:
     vm = entry.value
-    return Demand(entry.key, vm["specs"]["cpu"], vm["specs"]["ram"], model.vm_disk_bytes(vm))
+    migrate = vm.get("migrate") or {}
+    return Demand(
+        entry.key,
+        vm["specs"]["cpu"],
+        vm["specs"]["ram"],
+        model.vm_disk_bytes(vm),
+        avoid=migrate.get("from"),
+        only=migrate.get("to"),
+    )
