@@ -1,0 +1,111 @@
+"""Helpers for tests on a multi-host lab: an API client and a watcher that checks continuously
+that no VM ever has two qemu processes (all lab namespaces share one /proc)."""
+
+import os
+import threading
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyotp
+import requests
+
+from tests.daemons import eventually
+from ucloud_aio.cloud import AllInOne
+
+
+class Client:
+    def __init__(self, cloud: AllInOne) -> None:
+        self.cloud = cloud
+        self.creds = cloud.admin_credentials()
+
+    def headers(self) -> dict[str, str]:
+        return {
+            "X-Ucloud-Name": self.creds["name"],
+            "X-Ucloud-Realm": self.creds["realm"],
+            "X-Ucloud-Token": pyotp.TOTP(self.creds["seed"]).now(),
+        }
+
+    def call(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
+        answer = requests.request(
+            method, self.cloud.api_url + path, json=body, headers=self.headers(), timeout=30
+        )
+        assert answer.status_code == expect, answer.text
+        return answer.json()
+
+    def create(self, name: str, **extra: Any) -> dict[str, Any]:
+        body = {
+            "name": name,
+            "cpu": 1,
+            "ram": "128MiB",
+            "os_ssd": "64MiB",
+            "image": "tiny",
+            **extra,
+        }
+        return self.call("POST", "/v1/vm", body, 201)
+
+    def vm(self, uuid: str) -> dict[str, Any] | None:
+        answer = requests.get(
+            f"{self.cloud.api_url}/v1/vm/{uuid}", headers=self.headers(), timeout=30
+        )
+        return None if answer.status_code == 404 else answer.json()
+
+    def wait(self, uuid: str, timeout: float = 30, **fields: Any) -> dict[str, Any]:
+        """Until the VM's fields have these values."""
+
+        def matches() -> dict[str, Any] | None:
+            vm = self.vm(uuid)
+            return vm if vm and all(vm.get(k) == v for k, v in fields.items()) else None
+
+        return eventually(matches, timeout=timeout)
+
+    def host(self, name: str) -> dict[str, Any]:
+        return next(h for h in self.call("GET", "/v1/host") if h["hostname"] == name)
+
+    def delete_all(self) -> None:
+        for vm in self.call("GET", "/v1/vm"):
+            requests.delete(
+                f"{self.cloud.api_url}/v1/vm/{vm['uuid']}", headers=self.headers(), timeout=30
+            )
+        eventually(lambda: self.call("GET", "/v1/vm") == [], timeout=60)
+
+
+def qemu_uuids() -> list[str]:
+    """The -uuid of every live qemu on the machine (zombies have an empty command line)."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            args = Path(entry.path, "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if args and args[0].startswith(b"qemu-system") and b"-uuid" in args:
+            found.append(args[args.index(b"-uuid") + 1].decode())
+    return found
+
+
+class DuplicateWatch:
+    """Scans every 20 ms; `worst` is the highest number of qemus ever seen for one VM."""
+
+    def __init__(self) -> None:
+        self.worst: Counter[str] = Counter()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "DuplicateWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.02):
+            for uuid, count in Counter(qemu_uuids()).items():
+                self.worst[uuid] = max(self.worst[uuid], count)
+
+    def assert_never_twice(self) -> None:
+        twice = {uuid: n for uuid, n in self.worst.items() if n > 1}
+        assert not twice, f"VMs that ran twice at some moment: {twice}"
