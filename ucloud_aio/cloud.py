@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import socket
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,6 +80,7 @@ class AllInOne:
         if self.hosts is None:
             self.hosts = json.loads(lab_file.read_text())["hosts"] if lab_file.exists() else 0
         self.fabric = Fabric.for_state_dir(self.state_dir)
+        self._children: dict[str, subprocess.Popen] = {}  # daemons started by this object
 
     @property
     def lab(self) -> bool:
@@ -215,6 +217,7 @@ class AllInOne:
         if not self._running(daemon.name):
             self._clear_leftovers(daemon.name)
             process = spawn(daemon.argv, self.log_path(daemon.name))
+            self._children[daemon.name] = process
             daemon.pidfile(self.state_dir).write_text(str(process.pid))
 
     def down(self) -> None:
@@ -302,6 +305,11 @@ class AllInOne:
             path.unlink()
 
     def _running(self, name: str) -> bool:
+        child = self._children.get(name)
+        if child is not None:
+            # Our own child: its command line may not show the state dir yet (between fork and
+            # exec), so ask the process itself.
+            return child.poll() is None
         path = self._pidfile(name)
         return path.exists() and self._owned(int(path.read_text()))
 
@@ -403,5 +411,7 @@ class AllInOne:
 
     def _check_alive(self, name: str) -> None:
         if not self._running(name):
+            child = self._children.get(name)
+            status = f" with status {child.poll()}" if child is not None else ""
             tail = self.log_path(name).read_text()[-2000:] if self.log_path(name).exists() else ""
-            raise RuntimeError(f"{name} exited; the end of its log:\n{tail}")
+            raise RuntimeError(f"{name} exited{status}; the end of its log:\n{tail}")
