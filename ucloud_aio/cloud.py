@@ -308,8 +308,9 @@ class AllInOne:
         child = self._children.get(name)
         if child is not None:
             # Our own child: its command line may not show the state dir yet (between fork and
-            # exec), so ask the process itself.
-            return child.poll() is None
+            # exec), so ask the process itself. A killed multi-threaded process can be a zombie
+            # leader whose other threads still exit: waitpid says "running", /proc says dead.
+            return child.poll() is None and pid_alive(child.pid)
         path = self._pidfile(name)
         return path.exists() and self._owned(int(path.read_text()))
 
