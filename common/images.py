@@ -19,26 +19,32 @@ class ImageInfo:
     actual_size: int
 
 
-def inspect_qcow2(path: str) -> ImageInfo:
-    """ImageInfo of a safe qcow2 file, or InvalidInput saying why it is refused."""
+def _qemu_img(command: str, path: str, timeout: float) -> tuple[int, dict, str]:
+    """Run `qemu-img <command>` with JSON output on a qcow2 file: (exit status, JSON, stderr).
+    -U reads even if a VM has the file open; -f qcow2 never lets qemu probe the format."""
     try:
         result = subprocess.run(
-            # -U: read even if a VM has the file open; -f qcow2: never let qemu probe the format
-            ["qemu-img", "info", "-U", "--output=json", "-f", "qcow2", path],
+            ["qemu-img", command, "-U", "--output=json", "-f", "qcow2", path],
             capture_output=True,
             text=True,
-            timeout=30,
+            timeout=timeout,
             check=False,
         )
     except subprocess.TimeoutExpired:
-        raise InvalidInput(f"{path}: qemu-img info timed out") from None
-    if result.returncode != 0:
-        reason = result.stderr.strip().splitlines()[-1] if result.stderr.strip() else "unreadable"
-        raise InvalidInput(f"{path}: not a usable qcow2 image ({reason})")
+        raise InvalidInput(f"{path}: qemu-img {command} timed out") from None
     try:
-        info = json.loads(result.stdout)
+        report = json.loads(result.stdout) if result.stdout.strip() else {}
     except json.JSONDecodeError:
-        raise InvalidInput(f"{path}: qemu-img info gave no readable answer") from None
+        report = {}
+    return result.returncode, report, result.stderr.strip()
+
+
+def inspect_qcow2(path: str) -> ImageInfo:
+    """ImageInfo of a safe qcow2 file, or InvalidInput saying why it is refused."""
+    status, info, errors = _qemu_img("info", path, timeout=30)
+    if status != 0 or not info:
+        reason = errors.splitlines()[-1] if errors else "unreadable"
+        raise InvalidInput(f"{path}: not a usable qcow2 image ({reason})")
     if info.get("format") != "qcow2":
         raise InvalidInput(f"{path}: format is {info.get('format')!r}, expected qcow2")
     if info.get("backing-filename") or info.get("full-backing-filename"):
@@ -48,26 +54,9 @@ def inspect_qcow2(path: str) -> ImageInfo:
         raise InvalidInput(f"{path}: refused: the image uses an external data file")
     if specific.get("corrupt"):
         raise InvalidInput(f"{path}: refused: the image is marked corrupt")
-    _check_consistent(path)
-    return ImageInfo("qcow2", int(info["virtual-size"]), int(info.get("actual-size", 0)))
-
-
-def _check_consistent(path: str) -> None:
-    """`qemu-img check`: catches truncated and corrupted files that `info` still reads."""
-    try:
-        result = subprocess.run(
-            ["qemu-img", "check", "-U", "--output=json", "-f", "qcow2", path],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise InvalidInput(f"{path}: qemu-img check timed out") from None
-    try:
-        report = json.loads(result.stdout) if result.stdout.strip() else {}
-    except json.JSONDecodeError:
-        report = {}
-    # exit 0: clean; 3: only leaked clusters (harmless); anything else: corrupt or unreadable
-    if result.returncode not in (0, 3) or report.get("corruptions") or report.get("check-errors"):
+    # `qemu-img check` catches truncated and corrupted files that `info` still reads.
+    # Exit 0: clean; 3: only leaked clusters (harmless); anything else: corrupt or unreadable.
+    status, report, _ = _qemu_img("check", path, timeout=300)
+    if status not in (0, 3) or report.get("corruptions") or report.get("check-errors"):
         raise InvalidInput(f"{path}: refused: the image is truncated or corrupt")
+    return ImageInfo("qcow2", int(info["virtual-size"]), int(info.get("actual-size", 0)))

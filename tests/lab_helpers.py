@@ -1,5 +1,5 @@
-"""Helpers for tests on a multi-host lab: an API client and a watcher that checks continuously
-that no VM ever has two qemu processes (all lab namespaces share one /proc)."""
+"""Helpers for tests on a running cloud: an admin API client, and a watcher that checks
+continuously that no VM ever has two qemu processes (all lab namespaces share one /proc)."""
 
 import os
 import threading
@@ -58,6 +58,19 @@ class Client:
             return vm if vm and all(vm.get(k) == v for k, v in fields.items()) else None
 
         return eventually(matches, timeout=timeout)
+
+    def wait_elsewhere(self, uuid: str, old_host: str, timeout: float = 30) -> dict[str, Any]:
+        """Until the VM runs on a host other than old_host."""
+
+        def moved() -> dict[str, Any] | None:
+            vm = self.vm(uuid)
+            return (
+                vm
+                if vm and vm["host"] not in (None, old_host) and vm["status"] == "RUNNING"
+                else None
+            )
+
+        return eventually(moved, timeout=timeout)
 
     def host(self, name: str) -> dict[str, Any]:
         return next(h for h in self.call("GET", "/v1/host") if h["hostname"] == name)

@@ -63,14 +63,7 @@ def test_killed_host_vms_restart_elsewhere_from_the_same_disks(lab: AllInOne, cl
     with DuplicateWatch() as watch:
         killed = time.monotonic()
         lab.kill_host(old_host)
-        moved = eventually(
-            lambda: (
-                lambda v: (
-                    v if v["host"] not in (None, old_host) and v["status"] == "RUNNING" else None
-                )
-            )(client.vm(vm["uuid"])),
-            timeout=30,
-        )
+        moved = client.wait_elsewhere(vm["uuid"], old_host, timeout=30)
         elapsed = time.monotonic() - killed
         wait_for_marker(serial_log(lab, moved), READY_MARKER, BOOT)
         with SerialShell(moved["console"]["serial"]) as shell:
@@ -91,14 +84,7 @@ def test_cut_host_fences_itself_before_the_vm_runs_elsewhere(lab: AllInOne, clie
     cut_host = vm["host"]
     with DuplicateWatch() as watch:
         lab.cut_host(cut_host)
-        moved = eventually(
-            lambda: (
-                lambda v: (
-                    v if v["host"] not in (None, cut_host) and v["status"] == "RUNNING" else None
-                )
-            )(client.vm(vm["uuid"])),
-            timeout=30,
-        )
+        moved = client.wait_elsewhere(vm["uuid"], cut_host, timeout=30)
         assert qemu_uuids().count(vm["uuid"]) == 1
         lab.restore_host(cut_host)  # processes alive all along: it rejoins
         eventually(lambda: client.host(cut_host)["status"] == "ALIVE")
@@ -119,16 +105,7 @@ def test_leader_killed_during_a_reschedule(lab: AllInOne, client, tmp_path) -> N
             lab.kill_host(vm["host"])
             leader = int((lab.state_dir / "pids" / "ucloud-scheduler.pid").read_text())
             os.kill(leader, signal.SIGKILL)
-            moved = eventually(
-                lambda: (
-                    lambda v: (
-                        v
-                        if v["host"] not in (None, vm["host"]) and v["status"] == "RUNNING"
-                        else None
-                    )
-                )(client.vm(vm["uuid"])),
-                timeout=30,
-            )
+            moved = client.wait_elsewhere(vm["uuid"], vm["host"], timeout=30)
         watch.assert_never_twice()
         assert moved["host"] != vm["host"]
     finally:
@@ -145,14 +122,7 @@ def test_etcd_restarted_during_a_reschedule(lab: AllInOne, client) -> None:
         os.kill(etcd, signal.SIGKILL)
         eventually(lambda: not lab.status()["etcd"])
         lab.up()  # etcd again (hosts killed on purpose stay down)
-        moved = eventually(
-            lambda: (
-                lambda v: (
-                    v if v["host"] not in (None, vm["host"]) and v["status"] == "RUNNING" else None
-                )
-            )(client.vm(vm["uuid"])),
-            timeout=40,
-        )
+        moved = client.wait_elsewhere(vm["uuid"], vm["host"], timeout=40)
         assert qemu_uuids().count(vm["uuid"]) == 1
     watch.assert_never_twice()
     assert moved["status"] == "RUNNING"
@@ -163,14 +133,7 @@ def test_drain_moves_vms_and_enable_takes_vms_again(lab: AllInOne, client) -> No
     drained = vm["host"]
     with DuplicateWatch() as watch:
         assert client.call("POST", f"/v1/host/{drained}/drain", expect=202)["maintenance"]
-        moved = eventually(
-            lambda: (
-                lambda v: (
-                    v if v["host"] not in (None, drained) and v["status"] == "RUNNING" else None
-                )
-            )(client.vm(vm["uuid"])),
-            timeout=40,
-        )
+        moved = client.wait_elsewhere(vm["uuid"], drained, timeout=40)
     watch.assert_never_twice()
     assert any("maintenance" in line for line in moved["log"])
     assert vm["uuid"] not in [u for u in qemu_uuids() if u == vm["uuid"]][1:]
@@ -218,3 +181,17 @@ def test_no_capacity_left_vms_wait_and_start_when_it_returns() -> None:
         lab.restore_host(victim["host"])
         back = client.wait(victim["uuid"], status="RUNNING", timeout=30)
         assert back["host"] == victim["host"]
+
+
+def test_without_shared_storage_a_dead_hosts_vm_is_error_not_recreated() -> None:
+    with running_cloud(hosts=2, settings={"shared_storage": "false"}) as lab:
+        client = Client(lab)
+        vm = client.wait(client.create("local-disk")["uuid"], status="RUNNING")
+        lab.kill_host(vm["host"])
+        failed = client.wait(vm["uuid"], status="ERROR", timeout=20)
+        assert failed["host"] == vm["host"]  # not moved, not re-created empty elsewhere
+        assert "not on shared storage" in failed["log"][-1]
+        assert vm["uuid"] not in qemu_uuids()
+        # migration and drain need shared storage too
+        other = next(h for h in lab.host_names if h != vm["host"])
+        assert "shared" in client.call("POST", f"/v1/host/{other}/drain", expect=409)["error"]

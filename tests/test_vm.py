@@ -5,14 +5,12 @@ import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import pyotp
 import pytest
-import requests
 
 from tests.conftest import running_cloud
 from tests.daemons import eventually
+from tests.lab_helpers import Client
 from ucloud_aio.cloud import AllInOne, venv_script
 from ucloud_aio.console import SerialShell, wait_for_marker
 from ucloud_aio.demo import run_demo
@@ -26,46 +24,6 @@ BOOT_TIMEOUT = 90  # TCG on 2 busy cores
 def cloud() -> Iterator[AllInOne]:
     with running_cloud(settings={"vm_stop_timeout": "10"}) as aio:
         yield aio
-
-
-class Client:
-    def __init__(self, cloud: AllInOne) -> None:
-        self.cloud = cloud
-        self.api = cloud.api_url
-        creds = cloud.admin_credentials()
-        self.creds = creds
-
-    def _headers(self) -> dict[str, str]:
-        return {
-            "X-Ucloud-Name": self.creds["name"],
-            "X-Ucloud-Realm": self.creds["realm"],
-            "X-Ucloud-Token": pyotp.TOTP(self.creds["seed"]).now(),
-        }
-
-    def call(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
-        answer = requests.request(
-            method, self.api + path, json=body, headers=self._headers(), timeout=30
-        )
-        assert answer.status_code == expect, answer.text
-        return answer.json()
-
-    def create(self, name: str, image: str = "tiny", **extra: Any) -> dict[str, Any]:
-        return self.call(
-            "POST",
-            "/v1/vm",
-            {"name": name, "cpu": 1, "ram": "128MiB", "os_ssd": "64MiB", "image": image, **extra},
-            201,
-        )
-
-    def vm(self, uuid: str) -> dict[str, Any] | None:
-        answer = requests.get(f"{self.api}/v1/vm/{uuid}", headers=self._headers(), timeout=30)
-        return None if answer.status_code == 404 else answer.json()
-
-    def wait_status(self, uuid: str, status: str, timeout: float = 30) -> dict[str, Any]:
-        return eventually(
-            lambda: (lambda v: v if v and v["status"] == status else None)(self.vm(uuid)),
-            timeout=timeout,
-        )
 
 
 @pytest.fixture(scope="module")
@@ -94,7 +52,7 @@ def kill_agent(cloud: AllInOne) -> None:
 def test_boot_console_reboot_stop_start_delete(cloud: AllInOne, client: Client) -> None:
     vm = client.create("life", hdd=["16MiB"])
     uuid = vm["uuid"]
-    running = client.wait_status(uuid, "RUNNING")
+    running = client.wait(uuid, status="RUNNING")
     assert running["host"] == cloud.hostname
     console = running["console"]
     assert console["vnc"] == str(run_dir(cloud, uuid) / "vnc.sock")
@@ -112,11 +70,11 @@ def test_boot_console_reboot_stop_start_delete(cloud: AllInOne, client: Client) 
     assert "rebooted" in client.vm(uuid)["log"][-1]
     # stop: ACPI power-off, the process is gone
     client.call("POST", f"/v1/vm/{uuid}/stop", expect=202)
-    client.wait_status(uuid, "STOPPED")
+    client.wait(uuid, status="STOPPED")
     assert qemu_pids(uuid) == []
     # start: boots again from the same disk
     client.call("POST", f"/v1/vm/{uuid}/start", expect=202)
-    client.wait_status(uuid, "RUNNING")
+    client.wait(uuid, status="RUNNING")
     wait_for_marker(str(log), READY_MARKER, BOOT_TIMEOUT, count=3)
     # delete: process, disks, run dir and record are gone
     disks = cloud.state_dir / "images" / "disks" / uuid
@@ -129,7 +87,7 @@ def test_boot_console_reboot_stop_start_delete(cloud: AllInOne, client: Client) 
 def test_two_vms_on_one_host(cloud: AllInOne, client: Client) -> None:
     uuids = [client.create(f"pair{i}")["uuid"] for i in range(2)]
     for uuid in uuids:
-        client.wait_status(uuid, "RUNNING")
+        client.wait(uuid, status="RUNNING")
         assert len(qemu_pids(uuid)) == 1
     for uuid in uuids:
         client.call("DELETE", f"/v1/vm/{uuid}", expect=202)
@@ -145,7 +103,7 @@ def test_agent_kill9_mid_boot_and_while_running(cloud: AllInOne, client: Client)
     [pid] = qemu_pids(uuid)
     cloud.up()
     wait_for_marker(str(run_dir(cloud, uuid) / "serial.log"), READY_MARKER, BOOT_TIMEOUT)
-    assert client.wait_status(uuid, "RUNNING")
+    assert client.wait(uuid, status="RUNNING")
     assert qemu_pids(uuid) == [pid]  # adopted, not started again
     kill_agent(cloud)  # and once more while it runs
     cloud.up()
@@ -159,7 +117,7 @@ def test_agent_kill9_mid_boot_and_while_running(cloud: AllInOne, client: Client)
 
 def test_qemu_killed_behind_the_agents_back_is_restarted(cloud: AllInOne, client) -> None:
     uuid = client.create("phoenix")["uuid"]
-    client.wait_status(uuid, "RUNNING")
+    client.wait(uuid, status="RUNNING")
     [pid] = qemu_pids(uuid)
     os.kill(pid, signal.SIGKILL)
     eventually(lambda: qemu_pids(uuid) and qemu_pids(uuid) != [pid], timeout=15)
@@ -172,13 +130,13 @@ def test_qemu_killed_behind_the_agents_back_is_restarted(cloud: AllInOne, client
 
 def test_guest_poweroff_means_stopped(cloud: AllInOne, client: Client) -> None:
     uuid = client.create("quitter")["uuid"]
-    vm = client.wait_status(uuid, "RUNNING")
+    vm = client.wait(uuid, status="RUNNING")
     wait_for_marker(str(run_dir(cloud, uuid) / "serial.log"), READY_MARKER, BOOT_TIMEOUT)
     with SerialShell(vm["console"]["serial"]) as shell:
         assert shell.run("true")[0] == 0  # the shell is up
         shell.sock.sendall(b"poweroff -f\n")
         shell.read_until(b"Power down", timeout=10)
-    vm = client.wait_status(uuid, "STOPPED", timeout=15)
+    vm = client.wait(uuid, status="STOPPED", timeout=15)
     assert vm["desired"] == "stopped" and "powered itself off" in vm["log"][-1]
     assert qemu_pids(uuid) == []
     client.call("DELETE", f"/v1/vm/{uuid}", expect=202)
@@ -191,7 +149,7 @@ def test_vanished_image_gives_error_with_reason(cloud: AllInOne, client: Client)
     image = client.call("POST", "/v1/image", {"name": "doomed", "file": str(source)}, 201)
     Path(image["file"]).unlink()
     uuid = client.create("orphan", image="doomed")["uuid"]
-    vm = client.wait_status(uuid, "ERROR")
+    vm = client.wait(uuid, status="ERROR")
     assert "image file" in vm["log"][-1] and "is missing" in vm["log"][-1]
     assert qemu_pids(uuid) == []
     # starting again retries, and fails the same clear way
