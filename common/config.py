@@ -7,6 +7,7 @@ CLI's, see ucloud_cli/settings.py) holds
 generated from it by `python -m common.config`), so docs and code cannot drift apart.
 """
 
+import ipaddress
 import os
 import socket
 from collections.abc import Callable, Mapping
@@ -40,6 +41,21 @@ def _optional_size(text: str) -> int | None:
 
 def _optional_int(text: str) -> int | None:
     return int(text) if text.strip() else None
+
+
+def _range(text: str) -> tuple[int, int]:
+    low, _, high = text.partition("-")
+    first, last = int(low), int(high or low)
+    if not 0 < first <= last:
+        raise ValueError(f"expected a range like 100-65535, got {text!r}")
+    return first, last
+
+
+def _ipv6_pool(text: str) -> ipaddress.IPv6Network:
+    pool = ipaddress.IPv6Network(text.strip(), strict=True)
+    if pool.prefixlen > 64:
+        raise ValueError(f"{text} is smaller than a /64")
+    return pool
 
 
 def _choice(*choices: str) -> Callable[[str], str]:
@@ -136,6 +152,32 @@ OPTIONS: dict[str, Option] = {
             "image_dir is shared by all hosts (NFS/CephFS-like): VMs of a dead host may be"
             " restarted elsewhere from the same disks",
         ),
+        Option("network_vnis", "100-65535", _range, "VXLAN network identifiers networks get"),
+        Option(
+            "network_prefixes",
+            "fd75:636c:6f75::/48",
+            _ipv6_pool,
+            "IPv6 pool each network gets a /64 of (a /48 gives 65,536 networks)",
+        ),
+        Option(
+            "tenant_mtu",
+            "1430",
+            int,
+            "MTU of tenant networks, advertised to VMs: underlay MTU - 70 (VXLAN over IPv6)",
+        ),
+        Option(
+            "network_dns",
+            "",
+            _list,
+            "DNS servers announced to VMs (RDNSS) together with a default route; empty: none",
+        ),
+        Option(
+            "underlay_interface",
+            "",
+            str,
+            "the host's interface VXLAN runs over (empty: the one holding underlay_address)",
+        ),
+        Option("underlay_address", "", str, "the host's IPv6 address on the VXLAN underlay"),
         Option("host_cpu", "", _optional_int, "CPUs this host offers (empty: detected)"),
         Option("host_ram", "", _optional_size, "memory this host offers (empty: detected)"),
         Option(

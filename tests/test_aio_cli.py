@@ -179,3 +179,38 @@ def test_admin_conf_and_down_leave_nothing() -> None:
         aio.down()
         assert not any(pid_alive(pid) for pid in pids)
         assert not list((aio.state_dir / "pids").iterdir())
+
+
+def test_network_commands(cloud: AllInOne, user_env) -> None:
+    created = json.loads(cli(cloud, "network", "create", "lan", "--json", env=user_env).stdout)
+    assert created["prefix"].endswith("::/64")
+    assert "lan" in cli(cloud, "network", "list", env=user_env).stdout
+    vm = json.loads(
+        cli(
+            cloud,
+            "vm",
+            "create",
+            "netted",
+            "--image",
+            "tiny",
+            "--ram",
+            "128MiB",
+            "--os-ssd",
+            "64MiB",
+            "--network",
+            "lan",
+            "--json",
+            env=user_env,
+        ).stdout
+    )
+    ipv6 = vm["networks"][0]["ipv6"]
+    assert ipv6 in cli(cloud, "network", "show", "lan", env=user_env).stdout
+    assert ipv6 in cli(cloud, "vm", "list", env=user_env).stdout
+    refused = cli(cloud, "network", "delete", "lan", env=user_env, check=False)
+    assert refused.returncode != 0 and "attached" in refused.stderr
+    detached = json.loads(
+        cli(cloud, "network", "detach", "netted", "lan", "--json", env=user_env).stdout
+    )
+    assert detached["networks"] == []
+    cli(cloud, "vm", "delete", "netted", "--wait", env=user_env)
+    assert "deleted network lan" in cli(cloud, "network", "delete", "lan", env=user_env).stdout

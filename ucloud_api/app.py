@@ -20,7 +20,7 @@ from prometheus_client import (
 from common.auth import OtpBackend, backend_from_config
 from common.errors import UcloudError
 from common.store import Store
-from ucloud_api import errors, hosts, images, openapi, users, vms
+from ucloud_api import errors, hosts, images, networks, openapi, users, vms
 from ucloud_api.context import Services, authenticate_request
 
 log = logging.getLogger(__name__)
@@ -92,7 +92,7 @@ def create_app(config: Any, store: Store | None = None, otp: OtpBackend | None =
     def openapi_json() -> Any:
         return jsonify(openapi.document())
 
-    for module in (vms, hosts, users, images):
+    for module in (vms, networks, hosts, users, images):
         app.register_blueprint(module.blueprint)
     return app
 

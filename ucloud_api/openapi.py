@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from ucloud_api import images, users, vms
+from ucloud_api import images, networks, users, vms
 
 _ERROR = {
     "description": "error",
@@ -124,6 +124,46 @@ def document() -> dict[str, Any]:
             },
             "/v1/host/{name}/enable": {
                 "post": {**_op("end maintenance (admin)", 202, _ANY_OBJECT), "parameters": _NAME}
+            },
+            "/v1/network": {
+                "post": _op(
+                    "create a network (a VXLAN id and a /64 are claimed)",
+                    201,
+                    _ANY_OBJECT,
+                    networks.CREATE.openapi(),
+                ),
+                "get": _op("list your networks", 200, _ANY_LIST),
+            },
+            "/v1/network/{name}": {
+                "get": {**_op("show a network", 200, _ANY_OBJECT), "parameters": _NAME},
+                "delete": {
+                    **_op("delete a network (409 while attached)", 200, _ANY_OBJECT),
+                    "parameters": _NAME,
+                },
+            },
+            "/v1/vm/{uuid}/networks": {
+                "post": _with_uuid(
+                    _op(
+                        "attach a network (hot on a running VM)",
+                        202,
+                        _ANY_OBJECT,
+                        networks.ATTACH.openapi(),
+                    )
+                )
+            },
+            "/v1/vm/{uuid}/networks/{network}": {
+                "delete": {
+                    **_op("detach a network (hot)", 202, _ANY_OBJECT),
+                    "parameters": [
+                        *_UUID,
+                        {
+                            "name": "network",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                }
             },
             "/v1/image": {
                 "get": _op("list images you can use", 200, _ANY_LIST),

@@ -10,10 +10,10 @@ from typing import Any
 import orjson
 from flask import Blueprint, Response, jsonify, request
 
-from common import model
+from common import ipam, model
 from common.auth import Caller
 from common.errors import Conflict, Forbidden, InvalidInput, NotFound
-from common.store import Delete, Put, Store, keys, mod_revision_is
+from common.store import Delete, Put, Store, absent, keys, mod_revision_is
 from common.store.client import Entry
 from common.validation import (
     NAME_SCHEMA,
@@ -26,7 +26,7 @@ from common.validation import (
     size,
     text,
 )
-from ucloud_api import images
+from ucloud_api import images, networks
 from ucloud_api.context import body, caller, services
 
 blueprint = Blueprint("vms", __name__)
@@ -99,8 +99,7 @@ def create() -> Any:
     who = caller()
     spec = CREATE.parse(body({"vm_name": "name"}))
     store = services().store
-    if spec.get("networks"):
-        raise NotFound(f"unknown network {spec['networks'][0]!r}")
+    nets = [networks.owned(store, who.name, n) for n in dict.fromkeys(spec.get("networks", []))]
     if spec.get("ssh_keys"):
         raise NotFound(f"unknown ssh key {spec['ssh_keys'][0]!r}")
     image = images.resolve(store, who, spec["image"])
@@ -110,12 +109,20 @@ def create() -> Any:
             f" ({image.value['size']} bytes)"
         )
     vm = model.new_vm(spec, who.name, image.value)
-    # The image must still be the one we read (not being deleted) when the VM appears.
+    for net in nets:
+        vm["networks"].append(ipam.new_nic(net.value, [n["slot"] for n in vm["networks"]]))
+    # The image and networks must still be the ones we read (not being deleted) when the VM
+    # appears; its MACs are claimed in the same transaction.
     result = store.txn(
-        [mod_revision_is(image.key, image.mod_revision)], [Put(keys.vm(vm["uuid"]), vm)]
+        [
+            mod_revision_is(image.key, image.mod_revision),
+            *(mod_revision_is(n.key, n.mod_revision) for n in nets),
+            *(absent(ipam.mac_key(nic["mac"])) for nic in vm["networks"]),
+        ],
+        [Put(keys.vm(vm["uuid"]), vm), *ipam.mac_claims(vm)],
     )
     if not result.succeeded:
-        raise Conflict(f"image {spec['image']!r} changed meanwhile (being deleted?); try again")
+        raise Conflict("the image or a network changed meanwhile (being deleted?); try again")
     return jsonify(vm), 201
 
 
@@ -247,7 +254,10 @@ def delete(uuid: str) -> Any:
         vm = entry.copy_value()
         if vm["host"] is None and vm["status"] == model.PENDING:
             # Never placed, no disks: release it here (the compare loses against a placement).
-            gone = store.txn([mod_revision_is(entry.key, entry.mod_revision)], [Delete(entry.key)])
+            gone = store.txn(
+                [mod_revision_is(entry.key, entry.mod_revision)],
+                [Delete(entry.key), *ipam.mac_releases(vm)],
+            )
             if gone.succeeded:
                 vm.update(desired=model.DELETED, status="DELETED")
                 return jsonify(model.add_log(vm, "deleted")), 202
@@ -257,5 +267,52 @@ def delete(uuid: str) -> Any:
         vm["desired"] = model.DELETED
         model.add_log(vm, "delete requested")
         done = store.txn([mod_revision_is(entry.key, entry.mod_revision)], [Put(entry.key, vm)])
+        if done.succeeded:
+            return jsonify(vm), 202
+
+
+@blueprint.post("/v1/vm/<uuid>/networks")
+def attach(uuid: str) -> Any:
+    """Attach one of the owner's networks (hot, on a running VM): a new NIC with its own MAC."""
+    store = services().store
+    spec = networks.ATTACH.parse(body())
+    while True:
+        entry = visible_vm(store, caller(), uuid)
+        vm = entry.copy_value()
+        _not_deleted(vm)
+        if any(n["network"] == spec["network"] for n in vm["networks"]):
+            raise Conflict(f"VM {uuid} is attached to {spec['network']!r} already")
+        net = networks.owned(store, vm["owner"], spec["network"])
+        nic = ipam.new_nic(net.value, [n["slot"] for n in vm["networks"]])
+        vm["networks"].append(nic)
+        model.add_log(vm, f"network {spec['network']} attached ({nic['ipv6']})")
+        done = store.txn(
+            [
+                mod_revision_is(entry.key, entry.mod_revision),
+                mod_revision_is(net.key, net.mod_revision),
+                absent(ipam.mac_key(nic["mac"])),
+            ],
+            [Put(entry.key, vm), Put(ipam.mac_key(nic["mac"]), {"vm": uuid})],
+        )
+        if done.succeeded:
+            return jsonify(vm), 202
+
+
+@blueprint.delete("/v1/vm/<uuid>/networks/<network>")
+def detach(uuid: str, network: str) -> Any:
+    store = services().store
+    while True:
+        entry = visible_vm(store, caller(), uuid)
+        vm = entry.copy_value()
+        _not_deleted(vm)
+        nics = [n for n in vm["networks"] if n["network"] == network]
+        if not nics:
+            raise NotFound(f"VM {uuid} is not attached to {network!r}")
+        vm["networks"] = [n for n in vm["networks"] if n["network"] != network]
+        model.add_log(vm, f"network {network} detached")
+        done = store.txn(
+            [mod_revision_is(entry.key, entry.mod_revision)],
+            [Put(entry.key, vm), Delete(ipam.mac_key(nics[0]["mac"]))],
+        )
         if done.succeeded:
             return jsonify(vm), 202

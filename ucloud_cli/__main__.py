@@ -326,6 +326,111 @@ _vm_action("stop", _stopped, "Stop a VM (ACPI power-off, forced after a timeout)
 _vm_action("reboot", _running, "Reboot a running VM.")
 _vm_action("delete", _gone, "Delete a VM and its disks.")
 
+# -- network -------------------------------------------------------------------------------
+
+NETWORK_COLUMNS: list[output.Column] = [
+    ("name", lambda n: n["name"]),
+    ("owner", lambda n: n["owner"]),
+    ("prefix", lambda n: n["prefix"]),
+    ("vni", lambda n: n["vni"]),
+    ("mtu", lambda n: n["mtu"]),
+    ("status", lambda n: n["status"]),
+]
+
+
+@cli.group()
+def network() -> None:
+    """IPv6 networks (a VXLAN and a /64 each)."""
+
+
+def _emit(ctx: click.Context, as_json: bool, data: Any, columns: list[output.Column]) -> None:
+    if wants_json(ctx, as_json):
+        output.emit_json(data)
+    else:
+        output.table(data if isinstance(data, list) else [data], columns)
+
+
+@network.command("create")
+@click.argument("name")
+@json_flag
+@click.pass_context
+def network_create(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Create a network."""
+    _emit(
+        ctx,
+        as_json,
+        ctx.find_object(Context).client.post("/v1/network", {"name": name}),
+        NETWORK_COLUMNS,
+    )
+
+
+@network.command("list")
+@json_flag
+@click.pass_context
+def network_list(ctx: click.Context, as_json: bool) -> None:
+    """List your networks."""
+    _emit(ctx, as_json, ctx.find_object(Context).client.get("/v1/network"), NETWORK_COLUMNS)
+
+
+@network.command("show")
+@click.argument("name")
+@json_flag
+@click.pass_context
+def network_show(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Show a network and the VMs on it."""
+    client = ctx.find_object(Context).client
+    record = client.get(f"/v1/network/{name}")
+    if wants_json(ctx, as_json):
+        output.emit_json(record)
+        return
+    output.table([record], NETWORK_COLUMNS)
+    members = [
+        (vm, nic) for vm in client.get("/v1/vm") for nic in vm["networks"] if nic["network"] == name
+    ]
+    if members:
+        click.echo()
+        output.table(
+            [
+                {"vm": vm["name"], "uuid": vm["uuid"], "mac": nic["mac"], "ipv6": nic["ipv6"]}
+                for vm, nic in members
+            ],
+            [(c, lambda r, c=c: r[c]) for c in ("vm", "uuid", "mac", "ipv6")],
+        )
+
+
+@network.command("delete")
+@click.argument("name")
+@click.pass_context
+def network_delete(ctx: click.Context, name: str) -> None:
+    """Delete a network (refused while a VM is attached)."""
+    ctx.find_object(Context).client.delete(f"/v1/network/{name}")
+    click.echo(f"deleted network {name}")
+
+
+@network.command("attach")
+@click.argument("vm_ref", metavar="VM")
+@click.argument("name")
+@json_flag
+@click.pass_context
+def network_attach(ctx: click.Context, vm_ref: str, name: str, as_json: bool) -> None:
+    """Attach a network to a VM (hot, also while it runs)."""
+    client = ctx.find_object(Context).client
+    uuid = resolve_vm(client, vm_ref)["uuid"]
+    show_vm(ctx, as_json, client.post(f"/v1/vm/{uuid}/networks", {"network": name}))
+
+
+@network.command("detach")
+@click.argument("vm_ref", metavar="VM")
+@click.argument("name")
+@json_flag
+@click.pass_context
+def network_detach(ctx: click.Context, vm_ref: str, name: str, as_json: bool) -> None:
+    """Detach a network from a VM (hot)."""
+    client = ctx.find_object(Context).client
+    uuid = resolve_vm(client, vm_ref)["uuid"]
+    show_vm(ctx, as_json, client.delete(f"/v1/vm/{uuid}/networks/{name}"))
+
+
 # -- image ---------------------------------------------------------------------------------
 
 IMAGE_COLUMNS: list[output.Column] = [

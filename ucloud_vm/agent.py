@@ -17,7 +17,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
-from common import fence, model
+from common import fence, ipam, model
 from common.errors import NotFound, UcloudError
 from common.imagestore import DiskError, ImageStore
 from common.store import Delete, Put, Store, keys, lease_is, mod_revision_is
@@ -258,7 +258,8 @@ class VMAgent:
             entry = self.store.get(key)
             if entry is None or entry.value.get("host") != self.hostname:
                 return
-            if self.store.txn([mod_revision_is(key, entry.mod_revision)], [Delete(key)]).succeeded:
+            released = [Delete(key), *ipam.mac_releases(entry.value)]
+            if self.store.txn([mod_revision_is(key, entry.mod_revision)], released).succeeded:
                 log.info("VM %s deleted", uuid)
                 return
 

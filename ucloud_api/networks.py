@@ -1,0 +1,109 @@
+"""/v1/network: the caller's networks (names unique per owner), and attaching them to VMs.
+
+A network gets a VXLAN id and a /64 claimed atomically (common/ipam.py). Deleting one that a VM
+uses is refused (409): it is marked DELETING first, so a VM created or attached concurrently
+either sees it gone or makes the delete fail (the same pattern as images).
+"""
+
+from typing import Any
+
+from flask import Blueprint, jsonify
+
+from common import ipam, model
+from common.auth import Caller
+from common.errors import Conflict, NotFound
+from common.store import Put, Store, keys, mod_revision_is
+from common.store.client import Entry
+from common.validation import NAME_SCHEMA, Field, Schema, name
+from ucloud_api.context import body, caller, services
+
+blueprint = Blueprint("networks", __name__)
+
+CREATE = Schema(
+    "NetworkCreate",
+    [
+        Field(
+            "name",
+            name,
+            NAME_SCHEMA,
+            help="network name, unique among yours (with body credentials: network_name)",
+        ),
+    ],
+)
+ATTACH = Schema("NetworkAttach", [Field("network", name, NAME_SCHEMA, help="your network")])
+
+
+def owned(store: Store, owner: str, network: str) -> Entry:
+    """The owner's network, ACTIVE, or NotFound/Conflict."""
+    entry = store.get(ipam.network_key(owner, network))
+    if entry is None:
+        raise NotFound(f"unknown network {network!r}")
+    if entry.value["status"] != ipam.ACTIVE:
+        raise Conflict(f"network {network!r} is being deleted")
+    return entry
+
+
+def _scope(who: Caller, owner: str | None) -> str:
+    return owner if who.admin and owner else who.name
+
+
+@blueprint.post("/v1/network")
+def create() -> Any:
+    who = caller()
+    spec = CREATE.parse(body({"network_name": "name"}))
+    svc = services()
+    record = {
+        "uuid": model.new_uuid(),
+        "name": spec["name"],
+        "owner": who.name,
+        "created": model.now(),
+    }
+    network = ipam.claim_network(
+        svc.store,
+        who.name,
+        spec["name"],
+        svc.config.network_vnis,
+        svc.config.network_prefixes,
+        svc.config.tenant_mtu,
+        record,
+    )
+    return jsonify(network), 201
+
+
+@blueprint.get("/v1/network")
+def list_networks() -> Any:
+    who = caller()
+    prefix = ipam.NETWORK if who.admin else f"{ipam.NETWORK}{who.name}/"
+    return jsonify([e.value for e in services().store.list(prefix).entries])
+
+
+@blueprint.get("/v1/network/<network>")
+def show(network: str) -> Any:
+    entry = services().store.get(ipam.network_key(caller().name, network))
+    if entry is None:
+        raise NotFound(f"unknown network {network!r}")
+    return jsonify(entry.value)
+
+
+@blueprint.delete("/v1/network/<network>")
+def delete(network: str) -> Any:
+    who = caller()
+    svc = services()
+    entry = owned(svc.store, who.name, network)
+    marked = svc.store.txn(
+        [mod_revision_is(entry.key, entry.mod_revision)],
+        [Put(entry.key, {**entry.value, "status": ipam.DELETING})],
+    )
+    if not marked.succeeded:
+        raise Conflict("the network changed meanwhile; try again")
+    users = [
+        e.value["uuid"]
+        for e in svc.store.list(keys.VM).entries
+        if e.value["owner"] == who.name
+        and any(n["network"] == network for n in e.value.get("networks", []))
+    ]
+    if users:
+        svc.store.put(entry.key, entry.value)
+        raise Conflict(f"network {network!r} is attached to {len(users)} VM(s), e.g. {users[0]}")
+    svc.store.txn([], ipam.release_network_ops(entry.value, svc.config.network_prefixes))
+    return jsonify({**entry.value, "status": "DELETED"}), 200
