@@ -115,7 +115,7 @@ def boots(bench: Bench, count: int) -> list[list[str]]:
     ours, bare = [], []
     for index in range(count):
         uuid, started = bench.create(f"boot{index}")
-        log = bench.cloud.state_dir / "run" / "vm" / uuid / "serial.log"
+        log = bench.cloud.run_dir(bench.cloud.host_names[0]) / "vm" / uuid / "serial.log"
         wait_for_marker(str(log), READY_MARKER, 120)
         ours.append(time.perf_counter() - started)
         bench.delete([uuid])

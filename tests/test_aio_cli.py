@@ -58,7 +58,7 @@ def test_image_commands(cloud: AllInOne, tmp_path: Path) -> None:
 
 def test_host_list(cloud: AllInOne) -> None:
     table = cli(cloud, "host", "list").stdout
-    assert cloud.hostname in table and "ALIVE" in table
+    assert cloud.host_names[0] in table and "ALIVE" in table
     hosts = json.loads(cli(cloud, "host", "list", "--json").stdout)
     assert hosts[0]["status"] == "ALIVE"
 
@@ -83,7 +83,7 @@ def test_vm_lifecycle_through_the_cli(cloud: AllInOne, user_env: dict[str, str])
     ]
     created = json.loads(cli(cloud, *argv, env=user_env).stdout)
     assert created["specs"]["ram"] == 128 * 1024**2 and created["specs"]["hdd"] == [10**9]
-    assert created["status"] == "RUNNING" and created["host"] == cloud.hostname
+    assert created["status"] == "RUNNING" and created["host"] == cloud.host_names[0]
     table = cli(cloud, "vm", "list", env=user_env).stdout
     assert "web1" in table and created["uuid"] in table and "RUNNING" in table
     text = cli(cloud, "vm", "show", created["uuid"], env=user_env).stdout
@@ -142,7 +142,7 @@ def test_environment_credentials_win(cloud: AllInOne, user_env) -> None:
 
 
 @pytest.mark.parametrize(
-    "daemon", ["ucloud-api", "ucloud-scheduler", "ucloud-host", "ucloud-vm", "etcd"]
+    "daemon", ["ucloud-api", "ucloud-scheduler", "host1.ucloud-host", "host1.ucloud-vm", "etcd"]
 )
 def test_kill9_of_any_daemon_loses_nothing(cloud: AllInOne, user_env, daemon: str) -> None:
     """Running VMs, kill -9 one daemon, bring the cloud up again: the same VMs on the same

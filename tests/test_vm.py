@@ -40,11 +40,11 @@ def qemu_pids(uuid: str) -> list[int]:
 
 
 def run_dir(cloud: AllInOne, uuid: str) -> Path:
-    return cloud.state_dir / "run" / "vm" / uuid
+    return cloud.run_dir(cloud.host_names[0]) / "vm" / uuid
 
 
 def kill_agent(cloud: AllInOne) -> None:
-    pid = int((cloud.state_dir / "pids" / "ucloud-vm.pid").read_text())
+    pid = int((cloud.state_dir / "pids" / "host1.ucloud-vm.pid").read_text())
     os.kill(pid, signal.SIGKILL)
     eventually(lambda: not pid_alive(pid))
 
@@ -53,7 +53,7 @@ def test_boot_console_reboot_stop_start_delete(cloud: AllInOne, client: Client) 
     vm = client.create("life", hdd=["16MiB"])
     uuid = vm["uuid"]
     running = client.wait(uuid, status="RUNNING")
-    assert running["host"] == cloud.hostname
+    assert running["host"] == cloud.host_names[0]
     console = running["console"]
     assert console["vnc"] == str(run_dir(cloud, uuid) / "vnc.sock")
     log = run_dir(cloud, uuid) / "serial.log"

@@ -122,7 +122,7 @@ def down(state_dir: Path) -> None:
 
 @cli.group()
 def host() -> None:
-    """Failures on purpose in a lab (`up --hosts N`): kill, cut, restore a host."""
+    """Failures on purpose: kill, cut, restore a host (see `up --hosts N`)."""
 
 
 def _lab_host_command(action: str, help_text: str) -> None:
@@ -131,8 +131,6 @@ def _lab_host_command(action: str, help_text: str) -> None:
     @state_dir_option
     def command(name: str, state_dir: Path) -> None:
         cloud = AllInOne(state_dir)
-        if not cloud.lab:
-            raise click.ClickException(f"{cloud.state_dir} is not a lab (use up --hosts N)")
         try:
             getattr(cloud, f"{action}_host")(name)
         except (ValueError, RuntimeError, TimeoutError) as error:

@@ -4,17 +4,17 @@ Everything lives under one state dir: the daemons' config (ucloud.conf), etcd's 
 files, the image store, run dirs, and admin.conf (a CLI config for the admin). The test suite uses
 this class as its fixture, so what users run is what the tests run.
 
-With `hosts=N` it is a lab (DESIGN §6a): hosts host1..hostN are network namespaces on an IPv6
-fabric (lab.py), each with its own ucloud-host and ucloud-vm and its own run dir under
-hosts/<name>/, all sharing one etcd and one image/disk store (shared_storage on). `kill_host`,
-`cut_host` and `restore_host` inject a power cut or a partition and undo it.
+Hosts are always network namespaces (lab.py): host1..hostN (one by default) on an IPv6 fabric,
+each with its own ucloud-host and ucloud-vm and its own run dir under hosts/<name>/, all sharing
+one etcd and one image/disk store (shared_storage on). So a cloud never touches this machine's
+own network configuration, and `down` removes every link it made. `kill_host`, `cut_host` and
+`restore_host` inject a power cut or a partition and undo it (DESIGN §6a's lab).
 """
 
 import json
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -43,6 +43,7 @@ from ucloud_aio.procs import (
 log = logging.getLogger(__name__)
 
 DEFAULT_STATE_DIR = "/var/lib/ucloud-aio"
+HOST_AGENTS = ("host", "vm")  # ucloud-<name> daemons every host runs
 ADMIN = "admin"
 
 
@@ -70,28 +71,22 @@ class AllInOne:
     host_lease_ttl: int = 3
     settings: dict[str, str] = field(default_factory=dict)  # extra ucloud.conf keys
     register_tiny: bool = True  # build (once) and register the test guest as image `tiny`
-    hosts: int | None = None  # lab of N namespace hosts; 0: one host on this machine itself;
-    # None: as the state dir says (an existing lab stays a lab), else 0
+    hosts: int | None = None  # hosts host1..hostN; None: as the state dir says, else 1
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir).absolute()
-        self.hostname = socket.gethostname()
         lab_file = self.state_dir / "lab.json"
         if self.hosts is None:
-            self.hosts = json.loads(lab_file.read_text())["hosts"] if lab_file.exists() else 0
+            self.hosts = json.loads(lab_file.read_text())["hosts"] if lab_file.exists() else 1
         self.fabric = Fabric.for_state_dir(self.state_dir)
         self._children: dict[str, subprocess.Popen] = {}  # daemons started by this object
 
     @property
-    def lab(self) -> bool:
-        return bool(self.hosts)
-
-    @property
     def host_names(self) -> list[str]:
-        return [f"host{i}" for i in range(1, self.hosts + 1)] if self.lab else [self.hostname]
+        return [f"host{i}" for i in range(1, self.hosts + 1)]
 
     def host_index(self, name: str) -> int:
-        if name not in self.host_names or not self.lab:
+        if name not in self.host_names:
             raise ValueError(f"no lab host {name!r} (hosts: {', '.join(self.host_names)})")
         return self.host_names.index(name) + 1
 
@@ -100,7 +95,7 @@ class AllInOne:
 
     def run_dir(self, host: str) -> Path:
         """Where a host keeps its VMs' sockets and logs."""
-        return self.host_dir(host) / "run" if self.lab else self.state_dir / "run"
+        return self.host_dir(host) / "run"
 
     # -- layout ------------------------------------------------------------------------------
 
@@ -123,7 +118,7 @@ class AllInOne:
         """Ports chosen at the first `up`, kept so a later `up` or `down` finds the same cloud."""
         path = self.state_dir / "ports.json"
         ports = json.loads(path.read_text()) if path.exists() else {}
-        for name in ("etcd", "scheduler_metrics", "host_metrics", "vm_metrics"):
+        for name in ("etcd", "scheduler_metrics"):
             ports.setdefault(name, free_port())
         ports["api"] = self.api_port
         if self.state_dir.is_dir():
@@ -156,26 +151,13 @@ class AllInOne:
         return daemons
 
     def host_daemons(self, host: str, ports: dict[str, int]) -> list[Daemon]:
-        if not self.lab:
-            conf = ["--config", str(self.conf_path)]
-            return [
-                Daemon(
-                    f"ucloud-{name}",
-                    [
-                        venv_script(f"ucloud-{name}"),
-                        *conf,
-                        "--metrics-port",
-                        str(ports[f"{name}_metrics"]),
-                    ],
-                )
-                for name in ("host", "vm")
-            ]
-        # Inside the host's namespace (own loopback: default metrics ports do not collide).
+        """A host's agents, inside its namespace (own loopback: default metrics ports do not
+        collide)."""
         prefix = self.fabric.exec_prefix(self.host_index(host))
         conf = ["--config", str(self.host_dir(host) / "ucloud.conf")]
         return [
             Daemon(f"{host}.ucloud-{name}", [*prefix, venv_script(f"ucloud-{name}"), *conf])
-            for name in ("host", "vm")
+            for name in HOST_AGENTS
         ]
 
     # -- up / down ---------------------------------------------------------------------------
@@ -186,11 +168,10 @@ class AllInOne:
         for sub in ("pids", "logs", "images"):
             (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
         ports = self._ports()
-        if self.lab:
-            (self.state_dir / "lab.json").write_text(json.dumps({"hosts": self.hosts}))
-            self.fabric.create(self.hosts)
+        (self.state_dir / "lab.json").write_text(json.dumps({"hosts": self.hosts}))
+        self.fabric.create(self.hosts)
         self._write_confs(ports)
-        extra = [self.fabric.gateway] if self.lab else []
+        extra = [self.fabric.gateway]
         etcd = EtcdServer(
             self.state_dir / "etcd", ports["etcd"], str(self.log_path("etcd")), extra_hosts=extra
         )
@@ -226,21 +207,18 @@ class AllInOne:
         for name in [d.name for d in reversed(self.daemons(self._ports()))]:
             self._stop(name)
         # VMs name their run dir (under the state dir) on their command line.
-        for place in ("run", "hosts"):
-            for pid in pids_mentioning(str(self.state_dir / place)):
-                kill_pid(pid, timeout=3)
-        if self.lab:
-            for index in range(1, self.hosts + 1):
-                for pid in self.fabric.pids(index):
-                    kill_pid(pid, signal.SIGKILL)
+        for pid in pids_mentioning(str(self.state_dir / "hosts")):
+            kill_pid(pid, timeout=3)
+        for index in range(1, self.hosts + 1):
+            for pid in self.fabric.pids(index):
+                kill_pid(pid, signal.SIGKILL)
         self._stop("etcd")
         for pid in pids_mentioning(str(self.state_dir)):
             kill_pid(pid, signal.SIGKILL)
-        if self.lab:
-            self.fabric.destroy(self.hosts)
-            for host in self.host_names:
-                for marker in ("killed", "cut"):
-                    (self.host_dir(host) / marker).unlink(missing_ok=True)
+        self.fabric.destroy(self.hosts)
+        for host in self.host_names:
+            for marker in ("killed", "cut"):
+                (self.host_dir(host) / marker).unlink(missing_ok=True)
 
     def _stop(self, name: str) -> None:
         path = self._pidfile(name)
@@ -318,20 +296,16 @@ class AllInOne:
         common = {
             "host_lease_ttl": str(self.host_lease_ttl),
             "image_dir": str(self.state_dir / "images"),
-            "shared_storage": "true" if self.lab else "false",
+            "shared_storage": "true",
         }
         self._write_conf(
             self.conf_path,
             {
                 "etcd_endpoints": f"127.0.0.1:{ports['etcd']}",
                 "api_bind": f"127.0.0.1:{self.api_port},[::1]:{self.api_port}",
-                "hostname": self.hostname,
-                "run_dir": str(self.run_dir(self.hostname)),
                 **common,
             },
         )
-        if not self.lab:
-            return
         for host in self.host_names:
             self.host_dir(host).mkdir(parents=True, exist_ok=True)
             self._write_conf(
