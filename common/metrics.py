@@ -7,7 +7,13 @@ from prometheus_client import start_http_server
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PORTS = {"ucloud-scheduler": 9181, "ucloud-host": 9182, "ucloud-vm": 9183}
+DEFAULT_PORTS = {
+    "ucloud-scheduler": 9181,
+    "ucloud-host": 9182,
+    "ucloud-vm": 9183,
+    "ucloud-net": 9184,
+    "ucloud-ipam": 9185,
+}
 
 
 def serve(daemon: str, port: int | None) -> None:

@@ -29,7 +29,7 @@ from common.errors import Conflict
 from common.store import Store, keys
 from ucloud_aio.etcd import EtcdServer
 from ucloud_aio.guest import ensure_tiny_image
-from ucloud_aio.lab import Fabric
+from ucloud_aio.lab import TENANT_MTU, Fabric
 from ucloud_aio.procs import (
     free_port,
     kill_group,
@@ -43,7 +43,7 @@ from ucloud_aio.procs import (
 log = logging.getLogger(__name__)
 
 DEFAULT_STATE_DIR = "/var/lib/ucloud-aio"
-HOST_AGENTS = ("host", "vm")  # ucloud-<name> daemons every host runs
+HOST_AGENTS = ("host", "vm", "net")  # ucloud-<name> daemons every host runs
 ADMIN = "admin"
 
 
@@ -297,6 +297,7 @@ class AllInOne:
             "host_lease_ttl": str(self.host_lease_ttl),
             "image_dir": str(self.state_dir / "images"),
             "shared_storage": "true",
+            "tenant_mtu": str(TENANT_MTU),
         }
         self._write_conf(
             self.conf_path,
@@ -314,6 +315,8 @@ class AllInOne:
                     "etcd_endpoints": f"[{self.fabric.gateway}]:{ports['etcd']}",
                     "hostname": host,
                     "run_dir": str(self.run_dir(host)),
+                    "underlay_address": self.fabric.address(self.host_index(host)),
+                    "underlay_interface": "eth0",
                     **common,
                 },
             )

@@ -13,6 +13,10 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+# Jumbo frames on the fabric: VXLAN over IPv6 adds 70 bytes, so tenant networks keep MTU 1500.
+FABRIC_MTU = 9000
+TENANT_MTU = 1500
+
 
 def _ip(*args: str, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run(["ip", *args], capture_output=True, text=True, check=False)
@@ -55,7 +59,7 @@ class Fabric:
     def create(self, count: int) -> None:
         """Idempotent: what exists is kept, what is missing is made."""
         if not _exists("link", self.bridge):
-            _ip("link", "add", self.bridge, "type", "bridge")
+            _ip("link", "add", self.bridge, "mtu", str(FABRIC_MTU), "type", "bridge")
             _ip("addr", "add", f"{self.gateway}/64", "dev", self.bridge, "nodad")
         _ip("link", "set", self.bridge, "up")
         for index in range(1, count + 1):
@@ -68,7 +72,20 @@ class Fabric:
         _ip("-n", ns, "link", "set", "lo", "up")
         if not _exists("link", veth):
             peer = f"ucp{self.lab_id}h{index}"
-            _ip("link", "add", veth, "type", "veth", "peer", "name", peer)
+            _ip(
+                "link",
+                "add",
+                veth,
+                "mtu",
+                str(FABRIC_MTU),
+                "type",
+                "veth",
+                "peer",
+                "name",
+                peer,
+                "mtu",
+                str(FABRIC_MTU),
+            )
             _ip("link", "set", peer, "netns", ns)
             _ip("-n", ns, "link", "set", peer, "name", "eth0")
             _ip("-n", ns, "addr", "add", f"{self.address(index)}/64", "dev", "eth0", "nodad")

@@ -19,6 +19,7 @@ from ucloud_host.agent import HostAgent
     "host_ram",
     "host_disk",
     "host_report_interval",
+    "underlay_address",
     "run_dir",
     "image_dir",
     "log_level",

@@ -65,6 +65,7 @@ class HostAgent:
                 status=model.ALIVE,
                 capacity=caps,
                 lease_ttl=self.config.host_lease_ttl,
+                underlay=self.config.underlay_address or None,
             )
             return record
 

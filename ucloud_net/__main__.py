@@ -1,0 +1,38 @@
+"""ucloud-net: config and wiring; the logic is in agent.py and plan.py."""
+
+from typing import Any
+
+import click
+
+from common import config as configuration
+from common import daemon
+from common.store import Store
+from ucloud_net.agent import NetAgent
+from ucloud_net.drivers.linux import LinuxNetwork
+
+
+@click.command()
+@configuration.options(
+    "etcd_endpoints",
+    "hostname",
+    "underlay_address",
+    "underlay_interface",
+    "log_level",
+    "metrics_port",
+)
+def main(config_path: str | None, **flags: Any) -> None:
+    """Make this host's VXLANs, bridges and taps match the VMs assigned to it."""
+    config = daemon.start("ucloud-net", config_path, flags)
+    if not config.underlay_address:
+        raise click.UsageError("ucloud-net needs underlay_address (this host's IPv6 underlay)")
+    driver = LinuxNetwork(config.underlay_address, config.underlay_interface)
+    store = Store.from_config(config)
+    agent = NetAgent(store, config.hostname, driver)
+    daemon.stop_on_signals(agent.stop, agent.wake.set)
+    agent.run()
+    store.close()
+    driver.close()
+
+
+if __name__ == "__main__":
+    main()
