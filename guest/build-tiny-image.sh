@@ -204,6 +204,15 @@ ip link set lo up
 for i in /sys/class/net/eth*; do
     [ -e "$i" ] && ip link set "${i##*/}" up
 done
+# NICs hot-plugged later (ucloud network attach) come up as well: checked 5 times a second.
+(
+    while true; do
+        for i in /sys/class/net/eth*; do
+            [ -e "$i" ] && [ $(( $(cat "$i/flags") & 1 )) -eq 0 ] && ip link set "${i##*/}" up
+        done
+        usleep 200000
+    done
+) &
 
 # ACPI power button (QMP system_powerdown) -> /etc/acpi/PWRF/00000080
 n=0

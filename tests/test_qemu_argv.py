@@ -13,6 +13,7 @@ def spec(**changes: object) -> VMSpec:
         "ram": 512 * 1024**2,
         "disks": ["/d/os.qcow2", "/d/hdd0.qcow2"],
         "run_dir": f"/run/ucloud/vm/{UUID}",
+        "nics": [{"mac": "02:00:00:00:00:01", "tap": "ut020000000001", "slot": 3}],
     }
     return VMSpec(**{**values, **changes})
 
@@ -65,6 +66,15 @@ def test_tcg_command_line() -> None:
         "file.filename=/d/hdd0.qcow2,file.aio=threads",
         "-device",
         "virtio-blk-pci,drive=disk1,id=virtio-disk1",
+        *[
+            arg
+            for slot in range(8)
+            for arg in ("-device", f"pcie-root-port,id=rp{slot},chassis={slot + 1},slot={slot + 1}")
+        ],
+        "-netdev",
+        "tap,id=net-020000000001,ifname=ut020000000001,script=no,downscript=no",
+        "-device",
+        "virtio-net-pci,netdev=net-020000000001,mac=02:00:00:00:00:01,id=nic-020000000001,bus=rp3",
     ]
 
 

@@ -51,3 +51,14 @@ def test_crash_restart_and_give_up() -> None:
     step = plan(crashed, GONE, may_restart=False)
     assert step.action is Action.REPORT and step.status == "ERROR"
     assert "keeps exiting" in step.message
+
+
+def test_nics_of_a_running_vm_follow_its_record() -> None:
+    record = vm("running", "RUNNING", networks=[{"mac": "02:00:00:00:00:01"}])
+    assert plan(record, RUN, nics={"02:00:00:00:00:01"}).action is Action.NOTHING
+    assert plan(record, RUN, nics=set()).action is Action.SYNC_NICS
+    assert (
+        plan(record, RUN, nics={"02:00:00:00:00:01", "02:00:00:00:00:02"}).action
+        is Action.SYNC_NICS
+    )
+    assert plan(record, RUN, nics=None).action is Action.NOTHING  # could not ask qemu

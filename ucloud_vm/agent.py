@@ -17,7 +17,7 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
-from common import fence, ipam, model
+from common import fence, ipam, model, netnames
 from common.errors import NotFound, UcloudError
 from common.imagestore import DiskError, ImageStore
 from common.store import Delete, Put, Store, keys, lease_is, mod_revision_is
@@ -101,7 +101,8 @@ class VMAgent:
         for uuid in set(assigned) | set(states):
             entry = assigned.get(uuid)
             state = states.get(uuid, PowerState.GONE)
-            step = plan(entry.value if entry else None, state, self._may_restart(uuid))
+            nics = self.driver.nics(uuid) if entry and state is PowerState.RUNNING else None
+            step = plan(entry.value if entry else None, state, self._may_restart(uuid), nics)
             if step.action is Action.NOTHING or (fenced and step.action is Action.START):
                 continue
             self._submit(uuid, entry, step)
@@ -177,6 +178,8 @@ class VMAgent:
             self._delete(uuid)
         elif action is Action.HAND_OVER:
             self._hand_over(uuid, step)
+        elif action is Action.SYNC_NICS:
+            self._sync_nics(uuid, vm)
         elif action is Action.REPORT:
             extra = {"retries_seen": vm.get("retries", 0)} if step.status == model.ERROR else {}
             self._record(uuid, step, **extra)
@@ -192,6 +195,10 @@ class VMAgent:
         if not self._claim(uuid):
             return
         specs = vm["specs"]
+        nics = self._nics(vm)
+        if not self._taps_ready(nics):
+            log.info("VM %s waits for its taps (ucloud-net)", uuid)
+            return
         try:
             disks = self.disks.ensure_vm_disks(
                 uuid, vm["image"], specs["os_ssd"], specs.get("hdd") or []
@@ -203,6 +210,7 @@ class VMAgent:
                     specs["ram"],
                     disks,
                     str(Path(self.config.run_dir) / "vm" / uuid),
+                    nics,
                 )
             )
         except (NotFound, DiskError, HypervisorError) as error:
@@ -215,6 +223,38 @@ class VMAgent:
             )
             return
         self._record(uuid, step, console=self.driver.console(uuid))
+
+    @staticmethod
+    def _nics(vm: dict[str, Any]) -> list[dict[str, Any]]:
+        return [
+            {"mac": nic["mac"], "slot": nic["slot"], "tap": netnames.tap(nic["mac"])}
+            for nic in vm.get("networks", [])
+        ]
+
+    def _taps_ready(self, nics: list[dict[str, Any]], timeout: float = 10.0) -> bool:
+        """ucloud-net makes the taps as soon as it sees the VM here; give it a moment."""
+        deadline = time.monotonic() + timeout
+        while not all(Path("/sys/class/net", nic["tap"]).exists() for nic in nics):
+            if time.monotonic() > deadline or self.stop.is_set():
+                return False
+            time.sleep(0.02)
+        return True
+
+    def _sync_nics(self, uuid: str, vm: dict[str, Any]) -> None:
+        """Hot-plug the NICs the record has and the VM lacks; unplug the others."""
+        have = self.driver.nics(uuid)
+        if have is None:
+            return
+        wanted = {nic["mac"]: nic for nic in self._nics(vm)}
+        for mac in sorted(have - set(wanted)):
+            self.driver.detach_nic(uuid, mac)
+            log.info("VM %s: NIC %s unplugged", uuid, mac)
+        for mac, nic in sorted(wanted.items()):
+            if mac not in have:
+                if not self._taps_ready([nic]):
+                    raise HypervisorError(f"tap {nic['tap']} did not appear")
+                self.driver.attach_nic(uuid, nic)
+                log.info("VM %s: NIC %s plugged into %s", uuid, mac, nic["tap"])
 
     def _claim(self, uuid: str) -> bool:
         """Before starting a VM: prove, in one transaction, that it is still assigned here (its

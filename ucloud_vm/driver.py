@@ -21,7 +21,7 @@ class VMSpec:
     ram: int  # bytes
     disks: list[str]  # paths, OS disk first
     run_dir: str  # <run_dir>/vm/<uuid>
-    nics: list[dict[str, str]] = field(default_factory=list)
+    nics: list[dict[str, str]] = field(default_factory=list)  # {"mac", "tap", "slot"}
 
 
 class HypervisorError(Exception):
@@ -64,3 +64,15 @@ class Hypervisor(ABC):
     def fence(self) -> list[str]:
         """Kill every VM process of this host at once (SIGKILL, no guest shutdown): the host is
         about to be declared dead. Returns the uuids killed."""
+
+    @abstractmethod
+    def nics(self, uuid: str) -> set[str] | None:
+        """MACs of the running VM's NICs (None if it cannot be asked right now)."""
+
+    @abstractmethod
+    def attach_nic(self, uuid: str, nic: dict[str, str]) -> None:
+        """Hot-plug a NIC ({"mac", "tap", "slot"}) into the running VM."""
+
+    @abstractmethod
+    def detach_nic(self, uuid: str, mac: str, timeout: float = 20.0) -> None:
+        """Hot-unplug a NIC; returns once the guest released it (or raises HypervisorError)."""

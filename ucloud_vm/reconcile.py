@@ -20,6 +20,7 @@ class Action(Enum):
     KILL_STRAY = "kill_stray"  # a process for a VM that is not (any more) assigned here
     REPORT = "report"  # only the status needs updating
     HAND_OVER = "hand_over"  # migration: power off, then leave the VM to the scheduler
+    SYNC_NICS = "sync_nics"  # hot-plug / unplug NICs of a running VM to match its record
 
 
 @dataclass(frozen=True)
@@ -32,9 +33,15 @@ class Step:
 NOTHING = Step(Action.NOTHING)
 
 
-def plan(vm: dict[str, Any] | None, state: PowerState, may_restart: bool = True) -> Step:
+def plan(
+    vm: dict[str, Any] | None,
+    state: PowerState,
+    may_restart: bool = True,
+    nics: set[str] | None = None,
+) -> Step:
     """The next step for one VM. `vm` is None when no record assigns it to this host;
-    `may_restart` is False once qemu died unexpectedly too often (crash loop)."""
+    `may_restart` is False once qemu died unexpectedly too often (crash loop); `nics` are the
+    MACs a running VM has (None: unknown)."""
     if vm is None:
         if state is PowerState.GONE:
             return NOTHING
@@ -56,6 +63,8 @@ def plan(vm: dict[str, Any] | None, state: PowerState, may_restart: bool = True)
         requested = vm.get("reboot_requested")
         if requested and requested != vm.get("rebooted"):
             return Step(Action.REBOOT, model.STATUS_RUNNING, "rebooted")
+        if nics is not None and nics != {nic["mac"] for nic in vm.get("networks", [])}:
+            return Step(Action.SYNC_NICS, model.STATUS_RUNNING)
         if vm["status"] != model.STATUS_RUNNING:
             return Step(Action.REPORT, model.STATUS_RUNNING, "running")
         return NOTHING

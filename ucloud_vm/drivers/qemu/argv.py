@@ -11,6 +11,7 @@ from pathlib import Path
 from ucloud_vm.driver import VMSpec
 
 QEMU = "qemu-system-x86_64"
+HOTPLUG_SLOTS = 8  # common.ipam.MAX_NICS
 MiB = 1024 * 1024
 
 
@@ -105,7 +106,40 @@ def build(spec: VMSpec, accel: str) -> list[str]:
             f"virtio-blk-pci,drive=disk{index},id=virtio-disk{index}"
             + (",bootindex=0" if index == 0 else ""),
         ]
+    # PCIe root ports, one per NIC slot: q35 hot-plugs devices only into such ports.
+    for slot in range(HOTPLUG_SLOTS):
+        argv += ["-device", f"pcie-root-port,id=rp{slot},chassis={slot + 1},slot={slot + 1}"]
+    for nic in spec.nics:
+        netdev, device = nic_options(nic)
+        argv += ["-netdev", _options(netdev), "-device", _options(device)]
     return argv
+
+
+def nic_options(nic: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """The -netdev and -device options of a NIC (also the QMP netdev_add / device_add
+    arguments for hot-plug): a tap made by ucloud-net, virtio-net with the VM's MAC."""
+    key = nic["mac"].replace(":", "")
+    netdev = {
+        "type": "tap",
+        "id": f"net-{key}",
+        "ifname": nic["tap"],
+        "script": "no",
+        "downscript": "no",
+    }
+    device = {
+        "driver": "virtio-net-pci",
+        "netdev": f"net-{key}",
+        "mac": nic["mac"],
+        "id": f"nic-{key}",
+        "bus": f"rp{nic['slot']}",
+    }
+    return netdev, device
+
+
+def _options(values: dict[str, str]) -> str:
+    first = values.get("type") or values["driver"]
+    rest = [f"{k}={_escape(str(v))}" for k, v in values.items() if k not in ("type", "driver")]
+    return ",".join([first, *rest])
 
 
 def _escape(value: str) -> str:

@@ -174,6 +174,50 @@ class QemuDriver(Hypervisor):
             self._reap_child(uuid)
         return sorted(processes)
 
+    def _qmp(self, uuid: str, command: str, arguments: dict | None = None) -> object:
+        try:
+            return qmp.execute(str(self.run_dir(uuid) / "qmp.sock"), command, arguments)
+        except (qmp.QMPError, ValueError) as error:
+            raise HypervisorError(str(error)) from None
+
+    def nics(self, uuid: str) -> set[str] | None:
+        try:
+            children = self._qmp(uuid, "qom-list", {"path": "/machine/peripheral"})
+        except HypervisorError:
+            return None
+        names = [child["name"] for child in children]  # type: ignore[union-attr]
+        return {
+            ":".join(n[4 + i : 6 + i] for i in range(0, 12, 2))
+            for n in names
+            if n.startswith("nic-") and len(n) == 16
+        }
+
+    def attach_nic(self, uuid: str, nic: dict[str, str]) -> None:
+        netdev, device = qemu_argv.nic_options(nic)
+        with contextlib.suppress(HypervisorError):  # left over from a failed attempt
+            self._qmp(uuid, "netdev_del", {"id": netdev["id"]})
+        self._qmp(uuid, "netdev_add", netdev)
+        try:
+            self._qmp(uuid, "device_add", device)
+        except HypervisorError:
+            with contextlib.suppress(HypervisorError):
+                self._qmp(uuid, "netdev_del", {"id": netdev["id"]})
+            raise
+
+    def detach_nic(self, uuid: str, mac: str, timeout: float = 20.0) -> None:
+        key = mac.replace(":", "")
+        with contextlib.suppress(HypervisorError):  # already asked before
+            self._qmp(uuid, "device_del", {"id": f"nic-{key}"})
+        # The guest gets a PCIe attention button press and releases the slot (Linux waits 5 s
+        # for a cancel first); only then is the device gone.
+        deadline = time.monotonic() + timeout
+        while mac in (self.nics(uuid) or {mac}):
+            if time.monotonic() > deadline:
+                raise HypervisorError(f"the guest did not release NIC {mac} within {timeout} s")
+            time.sleep(0.2)
+        with contextlib.suppress(HypervisorError):
+            self._qmp(uuid, "netdev_del", {"id": f"net-{key}"})
+
     def reboot(self, uuid: str) -> None:
         try:
             qmp.execute(str(self.run_dir(uuid) / "qmp.sock"), "system_reset")
