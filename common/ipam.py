@@ -116,7 +116,20 @@ def new_nic(network: dict[str, Any], taken_slots: Iterable[int]) -> dict[str, An
         "ipv6": eui64(network["prefix"], mac),
         "slot": slot,
         "mtu": network["mtu"],
+        "prefix": network["prefix"],
     }
+
+
+def host_networks(hostname: str, vms: Iterable[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """The networks a host carries (by VNI): those of the VMs assigned to it, not deleted.
+    Each as {"vni", "mtu", "prefix"}, from the VMs' NIC records."""
+    found: dict[int, dict[str, Any]] = {}
+    for vm in vms:
+        if vm.get("host") != hostname or vm["desired"] == "deleted":
+            continue
+        for nic in vm.get("networks", []):
+            found[nic["vni"]] = {"vni": nic["vni"], "mtu": nic["mtu"], "prefix": nic["prefix"]}
+    return found
 
 
 def mac_claims(vm: dict[str, Any]) -> list[Put]:

@@ -7,7 +7,10 @@ def vm(host: str | None, *nics: tuple[int, str], desired_state: str = "running")
     return {
         "host": host,
         "desired": desired_state,
-        "networks": [{"vni": vni, "mac": mac, "mtu": 1500} for vni, mac in nics],
+        "networks": [
+            {"vni": vni, "mac": mac, "mtu": 1500, "prefix": f"fd00:{vni:x}::/64"}
+            for vni, mac in nics
+        ],
     }
 
 

@@ -5,7 +5,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from common import model, netnames
+from common import ipam, model, netnames
 
 
 @dataclass
@@ -27,21 +27,15 @@ class Step:
     mtu: int = 0
 
 
-def _uses_host(vm: dict[str, Any]) -> bool:
-    return vm.get("host") is not None and vm["desired"] != model.DELETED
-
-
 def desired(hostname: str, vms: Iterable[dict[str, Any]], hosts: Iterable[dict[str, Any]]) -> Links:
     """Networks of the VMs assigned here; peers: the other hosts with VMs on those networks."""
-    links = Links()
+    vms = [vm for vm in vms if vm.get("host") is not None and vm["desired"] != model.DELETED]
+    links = Links({vni: net["mtu"] for vni, net in ipam.host_networks(hostname, vms).items()})
     users: dict[int, set[str]] = {}
     for vm in vms:
-        if not _uses_host(vm):
-            continue
         for nic in vm.get("networks", []):
             users.setdefault(nic["vni"], set()).add(vm["host"])
             if vm["host"] == hostname:
-                links.networks[nic["vni"]] = nic["mtu"]
                 links.taps[netnames.tap(nic["mac"])] = nic["vni"]
     underlay = {
         h["hostname"]: h.get("underlay")

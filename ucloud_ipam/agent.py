@@ -1,0 +1,69 @@
+"""The host's router: the gateway address on every bridge of its networks, and radvd."""
+
+import logging
+import threading
+from pathlib import Path
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from common import ipam, netnames
+from common.errors import UcloudError
+from common.store import Store, keys
+from common.store.mirror import Mirror
+from ucloud_ipam import radvd
+
+log = logging.getLogger(__name__)
+
+IFA_F_NODAD = 0x02
+
+
+class IpamAgent:
+    def __init__(self, store: Store, config: Any) -> None:
+        self.hostname = config.hostname
+        self.dns: list[str] = config.network_dns
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self.vms = Mirror(store, keys.VM, changed=self.wake)
+        self.radvd = radvd.Radvd(Path(config.run_dir) / "ipam")
+        self.ipr = IPRoute()
+
+    def run(self) -> None:
+        self.vms.start()
+        while not self.vms.wait_synced(0.5):
+            if self.stop.is_set():
+                return
+        while not self.stop.is_set():
+            self.wake.clear()
+            try:
+                self.reconcile()
+            except (UcloudError, OSError, NetlinkError) as error:
+                log.warning("reconcile pass failed: %s", error)
+            self.wake.wait(2.0)
+        self.vms.stop()
+        self.ipr.close()
+
+    def reconcile(self) -> None:
+        networks = ipam.host_networks(self.hostname, (e.value for e in self.vms.values()))
+        ready = [net for net in networks.values() if self._gateway(net["vni"])]
+        self.radvd.apply(radvd.config(ready, self.dns))
+
+    def _gateway(self, vni: int) -> bool:
+        """fe80::1 on the network's bridge (made by ucloud-net); False while it is missing."""
+        name = netnames.bridge(vni)
+        found = self.ipr.link_lookup(ifname=name)
+        if not found:
+            return False
+        index = found[0]
+        Path(f"/proc/sys/net/ipv6/conf/{name}/accept_ra").write_text("0")
+        present = {a.get_attr("IFA_ADDRESS") for a in self.ipr.get_addr(index=index, family=10)}
+        if netnames.GATEWAY_LINK_LOCAL not in present:
+            self.ipr.addr(
+                "add",
+                index=index,
+                address=netnames.GATEWAY_LINK_LOCAL,
+                prefixlen=64,
+                flags=IFA_F_NODAD,
+            )
+        return True
