@@ -62,3 +62,8 @@ def test_tap_in_the_wrong_bridge_is_replugged() -> None:
     want = Links({100: 1500}, {"ut1": 100}, {100: set()})
     have = Links({100: 1500}, {"ut1": -1}, {100: set()})
     assert steps(want, have) == [Step("add_tap", 100, name="ut1", mtu=1500)]
+
+
+def test_incomplete_network_is_added_again() -> None:
+    want = Links({100: 1500}, {}, {100: set()})
+    assert steps(want, Links({100: 0}, {}, {100: set()})) == [Step("add_network", 100, mtu=1500)]

@@ -36,18 +36,23 @@ class IpamAgent:
                 return
         while not self.stop.is_set():
             self.wake.clear()
+            waiting = False
             try:
-                self.reconcile()
+                waiting = self.reconcile()
             except (UcloudError, OSError, NetlinkError) as error:
                 log.warning("reconcile pass failed: %s", error)
-            self.wake.wait(2.0)
+            # A bridge ucloud-net is about to make: look again soon, so the first router
+            # solicitation of a new NIC finds radvd serving it.
+            self.wake.wait(0.1 if waiting else 2.0)
         self.vms.stop()
         self.ipr.close()
 
-    def reconcile(self) -> None:
+    def reconcile(self) -> bool:
+        """Serve every network whose bridge exists; True while some bridge is still missing."""
         networks = ipam.host_networks(self.hostname, (e.value for e in self.vms.values()))
         ready = [net for net in networks.values() if self._gateway(net["vni"])]
         self.radvd.apply(radvd.config(ready, self.dns))
+        return len(ready) < len(networks)
 
     def _gateway(self, vni: int) -> bool:
         """fe80::1 on the network's bridge (made by ucloud-net); False while it is missing."""

@@ -50,10 +50,11 @@ def desired(hostname: str, vms: Iterable[dict[str, Any]], hosts: Iterable[dict[s
 def steps(want: Links, have: Links) -> list[Step]:
     """Creations first (networks, taps, peers), then removals (peers, taps, networks), so a tap
     always has its bridge and a network goes only once nothing uses it."""
+    # have.networks[vni] == 0: its bridge or VXLAN is missing (add_network is idempotent)
     out = [
         Step("add_network", vni, mtu=mtu)
         for vni, mtu in sorted(want.networks.items())
-        if vni not in have.networks
+        if not have.networks.get(vni)
     ]
     out += [
         Step("add_tap", vni, name=name, mtu=want.networks[vni])
