@@ -17,21 +17,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.util import machine, percentile, print_table
+from bench.util import machine, percentile, print_table, until
 from common.store import keys
 from common.store.mirror import Mirror
 from tests.lab_helpers import Client, qemu_uuids
 from ucloud_aio.cloud import AllInOne, venv_script
 from ucloud_aio.procs import free_port, spawn, stop_process
-
-
-def until(check, timeout: float = 60, interval: float = 0.005) -> float:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError("benchmark step timed out")
-        time.sleep(interval)
-    return time.monotonic()
 
 
 def place_all_on(client: Client, lab: AllInOne, host: str, count: int) -> list[str]:

@@ -13,21 +13,12 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.util import LATENCY_HEADER, latency_row, machine, print_table
+from bench.util import LATENCY_HEADER, latency_row, machine, print_table, until
 from tests.lab_helpers import Client, qemu_uuids
 from ucloud_aio.cloud import AllInOne
 from ucloud_aio.console import SerialShell, wait_for_marker
 from ucloud_aio.guest import READY_MARKER
 from ucloud_aio.procs import free_port
-
-
-def until(check, timeout: float = 60, interval: float = 0.005) -> float:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError("benchmark step timed out")
-        time.sleep(interval)
-    return time.monotonic()
 
 
 def has_link(lab: AllInOne, host: str, name: str) -> bool:

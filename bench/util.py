@@ -3,7 +3,9 @@
 import platform
 import statistics
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
 
 
 def percentile(samples: Sequence[float], p: float) -> float:
@@ -46,3 +48,13 @@ def machine() -> str:
     ).stdout.strip()
     cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
     return f"{platform.node()}: {cores} cores ({cpu}), Python {platform.python_version()}"
+
+
+def until(check: Callable[[], Any], timeout: float = 60, interval: float = 0.005) -> float:
+    """Poll until check() is true; returns time.monotonic() at that moment."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark step timed out")
+        time.sleep(interval)
+    return time.monotonic()

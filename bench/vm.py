@@ -18,7 +18,7 @@ from typing import Any
 
 import requests
 
-from bench.util import LATENCY_HEADER, latency_row, machine, print_table
+from bench.util import LATENCY_HEADER, latency_row, machine, print_table, until
 from ucloud_aio.cloud import AllInOne
 from ucloud_aio.console import wait_for_marker
 from ucloud_aio.guest import READY_MARKER, ensure_tiny_image
@@ -43,7 +43,7 @@ class Bench:
         self.http = requests.Session()
 
     def create(self, name: str) -> tuple[str, float]:
-        started = time.perf_counter()
+        started = time.monotonic()
         answer = self.http.post(
             f"{self.cloud.api_url}/v1/vm",
             json={"name": name, **BODY},
@@ -59,27 +59,19 @@ class Bench:
         )
         return None if answer.status_code == 404 else answer.json()
 
-    def until(self, check: Any, timeout: float = 60) -> float:
-        deadline = time.monotonic() + timeout
-        while not check():
-            if time.monotonic() > deadline:
-                raise TimeoutError("benchmark step timed out")
-            time.sleep(0.002)
-        return time.perf_counter()
-
     def delete(self, uuids: list[str]) -> None:
         for uuid in uuids:
             self.http.delete(
                 f"{self.cloud.api_url}/v1/vm/{uuid}", headers=self.cloud.admin_headers(), timeout=30
             )
         for uuid in uuids:
-            self.until(lambda u=uuid: self.vm(u) is None)
+            until(lambda u=uuid: self.vm(u) is None)
 
     def measure(self, name: str) -> tuple[str, float, float]:
         """(uuid, seconds to qemu process, seconds to status RUNNING)."""
         uuid, started = self.create(name)
-        process = self.until(lambda: qemu_running(uuid)) - started
-        running = self.until(lambda: self.vm(uuid)["status"] == "RUNNING") - started
+        process = until(lambda: qemu_running(uuid)) - started
+        running = until(lambda: self.vm(uuid)["status"] == "RUNNING") - started
         return uuid, process, running
 
 
@@ -117,7 +109,7 @@ def boots(bench: Bench, count: int) -> list[list[str]]:
         uuid, started = bench.create(f"boot{index}")
         log = bench.cloud.run_dir(bench.cloud.host_names[0]) / "vm" / uuid / "serial.log"
         wait_for_marker(str(log), READY_MARKER, 120)
-        ours.append(time.perf_counter() - started)
+        ours.append(time.monotonic() - started)
         bench.delete([uuid])
         bare.append(bare_boot())
     return [
@@ -134,7 +126,7 @@ def boots(bench: Bench, count: int) -> list[list[str]]:
 def bare_boot() -> float:
     """The same image and command line, started by hand: disk overlay + qemu, to the marker."""
     with tempfile.TemporaryDirectory(prefix="ub-", dir="/tmp") as tmp:
-        started = time.perf_counter()
+        started = time.monotonic()
         overlay = Path(tmp) / "os.qcow2"
         subprocess.run(
             [
@@ -160,7 +152,7 @@ def bare_boot() -> float:
         )
         try:
             wait_for_marker(str(Path(tmp) / "serial.log"), READY_MARKER, 120)
-            return time.perf_counter() - started
+            return time.monotonic() - started
         finally:
             process.kill()
             process.wait()
