@@ -16,8 +16,11 @@ from ucloud_aio.procs import pid_alive, pids_mentioning
 
 @pytest.fixture(scope="module")
 def cloud() -> Iterator[AllInOne]:
-    # Plenty of CPUs: many small VMs come and go here.
-    with running_cloud(settings={"host_cpu": "256"}) as aio:
+    # Plenty of CPUs: many small VMs come and go here. A production-like 10 s host lease: an
+    # etcd restart that takes longer than TTL - fence margin makes hosts fence their VMs (by
+    # design; tests/test_failover.py covers that), and on a busy CI machine the 3 s default
+    # leaves only 2 s for the restart.
+    with running_cloud(settings={"host_cpu": "256"}, host_lease_ttl=10) as aio:
         yield aio
 
 
