@@ -1,18 +1,31 @@
 """Which accelerator really works here. /dev/kvm may exist and open yet fail to run a guest (a
-nested "kvm-pvm" device aborts on `-cpu host`), so the probe runs a tiny guest: a boot sector
-that writes to qemu's isa-debug-exit port. qemu then exits with status (0x31 << 1) | 1 = 99."""
+nested "kvm-pvm" device aborts on `-cpu host` on some machines, and on others fails to emulate
+an `iret` in protected mode, which syslinux and the kernel's setup code do), so the probe runs a
+tiny guest doing just that: a boot sector that enters 32-bit protected mode, returns through
+`iret`, and writes to qemu's isa-debug-exit port. qemu then exits with (0x31 << 1) | 1 = 99."""
 
+import contextlib
 import logging
 import os
 import subprocess
 import tempfile
+import time
+from typing import IO
 
 from ucloud_vm.drivers.qemu.argv import QEMU, accel_args
 
 log = logging.getLogger(__name__)
 
-# mov al, 0x31 ; out 0xf4, al ; hlt ; jmp $-1
-_BOOT_CODE = bytes([0xB0, 0x31, 0xE6, 0xF4, 0xF4, 0xEB, 0xFD])
+# Assembled (GNU as --32) from, at 0x7c00:
+#   .code16: cli; xor ax,ax; mov ds,ax; lgdt gdtr; cr0 |= PE; ljmp 0x08:pm
+#   .code32 pm: ds = ss = 0x10; esp = 0x7000; pushf; push cs; push after; iret
+#   after: mov al,0x31; out 0xf4,al; 1: hlt; jmp 1b
+#   gdt: null, flat code 0x00cf9a000000ffff, flat data 0x00cf92000000ffff; gdtr: 23, gdt
+_BOOT_CODE = bytes.fromhex(
+    "fa31c08ed80f0116507c0f20c06683c8010f22c0ea197c080066b810008ed88e"
+    "d0bc007000009c0e682e7c0000cfb031e6f4f4ebfd8d76000000000000000000"
+    "ffff0000009acf00ffff00000092cf001700387c0000"
+)
 _EXPECTED_STATUS = (0x31 << 1) | 1
 
 
@@ -21,14 +34,20 @@ def _boot_sector() -> bytes:
 
 
 def kvm_works(timeout: float = 10.0) -> bool:
-    if not os.access("/dev/kvm", os.R_OK | os.W_OK):
-        return False
-    with tempfile.NamedTemporaryFile(suffix=".img") as image:
+    return os.access("/dev/kvm", os.R_OK | os.W_OK) and boots("kvm", timeout)
+
+
+def boots(accel: str, timeout: float = 10.0) -> bool:
+    """Whether the probe guest runs to its end with this accelerator."""
+    with (
+        tempfile.NamedTemporaryFile(suffix=".img") as image,
+        tempfile.TemporaryFile() as errors,
+    ):
         image.write(_boot_sector())
         image.flush()
         argv = [
             QEMU,
-            *accel_args("kvm"),
+            *accel_args(accel),
             "-nodefaults",
             "-display",
             "none",
@@ -39,18 +58,40 @@ def kvm_works(timeout: float = 10.0) -> bool:
             "-device",
             "isa-debug-exit,iobase=0xf4,iosize=0x04",
         ]
-        try:
-            result = subprocess.run(argv, capture_output=True, timeout=timeout, check=False)
-        except subprocess.TimeoutExpired:
-            return False
-    if result.returncode != _EXPECTED_STATUS:
-        log.info("KVM probe failed (%s): using TCG", result.stderr.decode().strip()[-200:])
+        probe = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=errors, stderr=errors)
+        status = _outcome(probe, errors, timeout)
+        errors.seek(0)
+        output = errors.read().decode(errors="replace").strip()
+    if status != _EXPECTED_STATUS:
+        reason = output.splitlines()[0] if output else f"exit status {status}"
+        log.info("%s probe failed (%s)", accel, reason)
         return False
     return True
+
+
+def _outcome(probe: subprocess.Popen, output: IO[bytes], timeout: float) -> int | None:
+    """qemu's exit status; None when it reported a KVM internal error (it then pauses the
+    guest instead of exiting) or ran out of time."""
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                return probe.wait(timeout=0.02)
+            output.seek(0)
+            if b"internal error" in output.read():
+                return None
+        return None
+    finally:
+        if probe.poll() is None:
+            probe.kill()
+            probe.wait()
 
 
 def choose(setting: str) -> str:
     """The accelerator for `accel` = auto | kvm | tcg."""
     if setting in ("kvm", "tcg"):
         return setting
-    return "kvm" if kvm_works() else "tcg"
+    if kvm_works():
+        return "kvm"
+    log.info("KVM does not run guests here: using TCG")
+    return "tcg"
