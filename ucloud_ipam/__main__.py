@@ -1,4 +1,4 @@
-"""ucloud-ipam: config and wiring; the logic is in agent.py and radvd.py."""
+"""ucloud-ipam: config and wiring; the logic is in agent.py and ra.py."""
 
 from typing import Any
 
@@ -11,9 +11,7 @@ from ucloud_ipam.agent import IpamAgent
 
 
 @click.command()
-@configuration.options(
-    "etcd_endpoints", "hostname", "run_dir", "network_dns", "log_level", "metrics_port"
-)
+@configuration.options("etcd_endpoints", "hostname", "network_dns", "log_level", "metrics_port")
 def main(config_path: str | None, **flags: Any) -> None:
     """Router advertisements for the networks of this host's VMs."""
     config = daemon.start("ucloud-ipam", config_path, flags)

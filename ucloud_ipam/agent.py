@@ -1,4 +1,5 @@
-"""The host's router: the gateway address on every bridge of its networks, and radvd."""
+"""The host's router: the gateway address on every bridge of its networks, and router
+advertisements on them (ra.py)."""
 
 import logging
 import threading
@@ -12,7 +13,7 @@ from common import ipam, netnames
 from common.errors import UcloudError
 from common.store import Store, keys
 from common.store.mirror import Mirror
-from ucloud_ipam import radvd
+from ucloud_ipam.ra import Advert, Sender
 
 log = logging.getLogger(__name__)
 
@@ -26,8 +27,11 @@ class IpamAgent:
         self.stop = threading.Event()
         self.wake = threading.Event()
         self.vms = Mirror(store, keys.VM, changed=self.wake)
-        self.radvd = radvd.Radvd(Path(config.run_dir) / "ipam")
+        self.sender = Sender()
         self.ipr = IPRoute()
+        self._nics: set[tuple[int, str]] | None = (
+            None  # (vni, mac) served; None before the first pass
+        )
 
     def run(self) -> None:
         self.vms.start()
@@ -42,17 +46,36 @@ class IpamAgent:
             except (UcloudError, OSError, NetlinkError) as error:
                 log.warning("reconcile pass failed: %s", error)
             # A bridge ucloud-net is about to make: look again soon, so the first router
-            # solicitation of a new NIC finds radvd serving it.
+            # solicitation of a new NIC is answered.
             self.wake.wait(0.1 if waiting else 2.0)
         self.vms.stop()
+        self.sender.close()
         self.ipr.close()
 
     def reconcile(self) -> bool:
         """Serve every network whose bridge exists; True while some bridge is still missing."""
         networks = ipam.host_networks(self.hostname, (e.value for e in self.vms.values()))
         ready = [net for net in networks.values() if self._gateway(net["vni"])]
-        self.radvd.apply(radvd.config(ready, self.dns))
+        self.sender.serve(
+            Advert(net["vni"], net["prefix"], net["mtu"], tuple(self.dns)) for net in ready
+        )
+        self._burst_for_new_nics({net["vni"] for net in ready})
         return len(ready) < len(networks)
+
+    def _burst_for_new_nics(self, ready: set[int]) -> None:
+        """A NIC new on a served bridge (a hot attach, a VM arriving) gets frequent RAs for a
+        few seconds, so its guest need not wait for its own router solicitation."""
+        nics = {
+            (nic["vni"], nic["mac"])
+            for entry in self.vms.values()
+            if entry.value.get("host") == self.hostname and entry.value["desired"] != "deleted"
+            for nic in entry.value.get("networks", [])
+            if nic["vni"] in ready
+        }
+        if self._nics is not None:
+            for vni in {vni for vni, _ in nics - self._nics}:
+                self.sender.burst(netnames.bridge(vni))
+        self._nics = nics
 
     def _gateway(self, vni: int) -> bool:
         """fe80::1 on the network's bridge (made by ucloud-net); False while it is missing."""
