@@ -34,8 +34,9 @@ MIN_ANSWER_GAP = 0.05
 BURST_INTERVAL, BURST_LENGTH = 0.1, 5.0
 PREFIX_VALID, PREFIX_PREFERRED = 86400, 14400
 # Neighbor solicitation interval on our links (RFC 4861 default 1 s). Linux also times DAD with
-# it, so a new address is usable sooner; on a virtual LAN 250 ms is still generous.
-RETRANS_TIMER_MS = 250
+# it, so a new address is usable sooner. 250 ms gave 0.2 s more, but three unanswered probes
+# then fail a neighbour after 0.75 s, too short for a busy (TCG) guest.
+RETRANS_TIMER_MS = 500
 ROUTER_LIFETIME = 1800  # only when a default route is announced (network_dns set)
 
 
