@@ -124,6 +124,12 @@ OPTIONS: dict[str, Option] = {
         Option("otp_server", "", str, "base URL of the ungleich-otp server (ungleich-otp backend)"),
         Option("otp_verify_name", "", str, "ucloud's own name at the ungleich-otp server"),
         Option("otp_verify_realm", "", str, "ucloud's own realm at the ungleich-otp server"),
+        Option("ldap_uri", "", str, "LDAP directory of users and ssh keys (empty: none)"),
+        Option("ldap_base_dn", "", str, "where users are searched (subtree)"),
+        Option("ldap_bind_dn", "", str, "DN ucloud binds as (empty: anonymous)"),
+        Option("ldap_bind_password", "", str, "password of ldap_bind_dn (never logged)"),
+        Option("ldap_user_attribute", "uid", str, "attribute holding the user name"),
+        Option("ldap_timeout", "2.0", float, "seconds for connecting to and searching LDAP"),
         Option(
             "otp_verify_seed",
             "",
@@ -170,6 +176,12 @@ OPTIONS: dict[str, Option] = {
             "",
             _list,
             "DNS servers announced to VMs (RDNSS) together with a default route; empty: none",
+        ),
+        Option(
+            "metadata_port",
+            "80",
+            int,
+            "TCP port of ucloud-meta at fe80::a9fe:a9fe on every tenant bridge",
         ),
         Option(
             "underlay_interface",

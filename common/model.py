@@ -5,6 +5,9 @@ import datetime
 import uuid as uuid_module
 from typing import Any
 
+from common import ipam
+from common.store import Delete, keys
+
 # VM.desired
 RUNNING, STOPPED, DELETED = "running", "stopped", "deleted"
 DESIRED_STATES = (RUNNING, STOPPED, DELETED)
@@ -65,8 +68,7 @@ def new_vm(spec: dict[str, Any], owner: str, image: dict[str, Any]) -> dict[str,
         "status": PENDING,
         "host": None,
         "networks": [],
-        "ssh_keys": spec.get("ssh_keys", []),
-        "user_data": spec.get("user_data"),
+        "ssh_keys": spec.get("ssh_keys", []),  # names; the keys themselves are in its VM data
         "created": now(),
         "log": [],
     }
@@ -76,3 +78,8 @@ def new_vm(spec: dict[str, Any], owner: str, image: dict[str, Any]) -> dict[str,
 def vm_disk_bytes(vm: dict[str, Any]) -> int:
     specs = vm["specs"]
     return specs["os_ssd"] + sum(specs.get("hdd") or [])
+
+
+def release_ops(vm: dict[str, Any]) -> list[Delete]:
+    """What a VM holds in etcd besides its disks: its record, its metadata and its MACs."""
+    return [Delete(keys.vm(vm["uuid"])), Delete(keys.vm_data(vm["uuid"])), *ipam.mac_releases(vm)]

@@ -18,6 +18,7 @@ from common.auth import create_local_user
 from common.config import Config
 from common.store import Store
 from tests.daemons import Daemons
+from tests.slapd import SLAPD, Slapd
 from ucloud_aio.cloud import AllInOne
 from ucloud_aio.etcd import EtcdServer
 from ucloud_aio.procs import free_port, pids_mentioning
@@ -26,7 +27,7 @@ from ucloud_api.app import close_app, create_app
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     # In CI a missing real part is a failure, never a skip.
-    for tool in ("etcd", "etcdctl", "qemu-img"):
+    for tool in ("etcd", "etcdctl", "qemu-img", SLAPD):
         if shutil.which(tool) is None:
             raise pytest.UsageError(f"{tool} is not installed: run scripts/setup.sh")
 
@@ -118,15 +119,32 @@ class Api:
 @pytest.fixture
 def api(store: Store, etcd_server: EtcdServer, tmp_path: Path) -> Iterator[Api]:
     """The API app on the shared etcd, an admin, and a registered public image 'tiny'."""
-    config = make_config(etcd_server, tmp_path)
+    with serving_api(store, make_config(etcd_server, tmp_path), tmp_path) as started:
+        yield started
+
+
+@contextmanager
+def serving_api(store: Store, config: Config, tmp_path: Path) -> Iterator[Api]:
     app = create_app(config, store=store)
     admin_account = create_local_user(store, "admin", config.admin_realm)
     admin = ApiClient(app.test_client(), "admin", config.admin_realm, admin_account["seed"])
     image_file = make_qcow2(tmp_path / "tiny-source.qcow2")
     answer = admin.post("/v1/image", {"name": "tiny", "file": str(image_file)})
     assert answer.status_code == 201, answer.json
-    yield Api(app, store, config, admin, image_file)
-    close_app(app)
+    try:
+        yield Api(app, store, config, admin, image_file)
+    finally:
+        close_app(app)
+
+
+@pytest.fixture
+def slapd() -> Iterator[Slapd]:
+    """A throwaway LDAP server with the openssh-lpk schema (tests/slapd.py)."""
+    server = Slapd()
+    try:
+        yield server.start()
+    finally:
+        server.close()
 
 
 @pytest.fixture

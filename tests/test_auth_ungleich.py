@@ -2,8 +2,10 @@
 
 import pyotp
 
+from common.store import keys
 from tests import otp_server
 from tests.conftest import make_config
+from tests.test_ssh_keys import make_key
 from ucloud_api.app import close_app, create_app
 
 USER_SEED = pyotp.random_base32()
@@ -68,3 +70,30 @@ def test_ungleich_otp_backend(store, etcd_server, tmp_path) -> None:
     answer = client.get("/v1/vm", headers=good)
     assert answer.status_code == 503 and "authentication server" in answer.json["error"]
     close_app(app)
+
+
+def test_ldap_user_needs_nothing_created_in_ucloud(store, etcd_server, tmp_path, slapd) -> None:
+    """Users in the OTP server and LDAP: their directory keys work with no ucloud record."""
+    key = make_key(30, comment="frank@ldap")
+    slapd.add_user("frank", [key])
+    accounts = {("frank", "ungleich-user"): USER_SEED, ("ucloud", "ungleich-auth"): UCLOUD_SEED}
+    with otp_server.running(accounts, {("ucloud", "ungleich-auth")}) as url:
+        config = make_config(
+            etcd_server,
+            tmp_path,
+            auth_backend="ungleich-otp",
+            otp_server=url,
+            otp_verify_name="ucloud",
+            otp_verify_realm="ungleich-auth",
+            otp_verify_seed=UCLOUD_SEED,
+            ldap_uri=slapd.uri,
+            ldap_base_dn=slapd.base_dn,
+            ldap_bind_dn=slapd.bind_dn,
+            ldap_bind_password=slapd.bind_password,
+        )
+        app = create_app(config, store=store)
+        frank = headers("frank", "ungleich-user", pyotp.TOTP(USER_SEED).now())
+        listed = app.test_client().get("/v1/user/ssh-key", headers=frank)
+        assert listed.status_code == 200 and [k["key"] for k in listed.json] == [key]
+        assert store.get(keys.user_account("frank")) is None
+        close_app(app)

@@ -6,6 +6,7 @@ import time
 from typing import Any
 
 import orjson
+from common.directory import LdapDirectory
 from flask import Flask, Response, g, jsonify, request
 from flask.json.provider import JSONProvider
 from prometheus_client import (
@@ -20,7 +21,7 @@ from prometheus_client import (
 from common.auth import OtpBackend, backend_from_config
 from common.errors import UcloudError
 from common.store import Store
-from ucloud_api import errors, hosts, images, networks, openapi, users, vms
+from ucloud_api import errors, hosts, images, networks, openapi, sshkeys, users, vms
 from ucloud_api.context import Services, authenticate_request
 
 log = logging.getLogger(__name__)
@@ -48,12 +49,22 @@ class OrjsonProvider(JSONProvider):
         return self._app.response_class(orjson.dumps(obj), mimetype="application/json")
 
 
-def create_app(config: Any, store: Store | None = None, otp: OtpBackend | None = None) -> Flask:
+def create_app(
+    config: Any,
+    store: Store | None = None,
+    otp: OtpBackend | None = None,
+    directory: LdapDirectory | None = None,
+) -> Flask:
     app = Flask(__name__)
     app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = config.api_max_body
     store = store or Store.from_config(config)
-    app.extensions["ucloud"] = Services(config, store, otp or backend_from_config(config, store))
+    app.extensions["ucloud"] = Services(
+        config,
+        store,
+        otp or backend_from_config(config, store),
+        directory or LdapDirectory.from_config(config),
+    )
     errors.register(app)
 
     @app.before_request
@@ -92,11 +103,14 @@ def create_app(config: Any, store: Store | None = None, otp: OtpBackend | None =
     def openapi_json() -> Any:
         return jsonify(openapi.document())
 
-    for module in (vms, networks, hosts, users, images):
+    for module in (vms, networks, hosts, users, sshkeys, images):
         app.register_blueprint(module.blueprint)
     return app
 
 
 def close_app(app: Flask) -> None:
     """Stop the app's background work (the auth cache's watch); the store is the caller's."""
-    app.extensions["ucloud"].otp.close()
+    services = app.extensions["ucloud"]
+    services.otp.close()
+    if services.directory is not None:
+        services.directory.close()

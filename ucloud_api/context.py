@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from common.directory import LdapDirectory
 from flask import current_app, g, request
 
 from common.auth import Caller, OtpBackend, authenticate, parse_credentials
@@ -25,6 +26,7 @@ class Services:
     config: Any
     store: Store
     otp: OtpBackend
+    directory: LdapDirectory | None = None  # users and their ssh keys from LDAP, if configured
 
 
 def services() -> Services:

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from ucloud_api import images, networks, users, vms
+from ucloud_api import images, networks, sshkeys, users, vms
 
 _ERROR = {
     "description": "error",
@@ -186,6 +186,13 @@ def document() -> dict[str, Any]:
                     users.CREATE.openapi(),
                 ),
                 "get": _op("list users, without seeds (admin)", 200, _ANY_LIST),
+            },
+            "/v1/user/ssh-key": {
+                "get": _op("your ssh keys: stored ones and your LDAP entry's", 200, _ANY_LIST),
+                "post": _op("store an ssh public key", 201, _ANY_OBJECT, sshkeys.CREATE.openapi()),
+            },
+            "/v1/user/ssh-key/{name}": {
+                "delete": {**_op("delete a stored ssh key", 200, _ANY_OBJECT), "parameters": _NAME}
             },
         },
     }

@@ -26,7 +26,7 @@ from common.validation import (
     size,
     text,
 )
-from ucloud_api import images, networks
+from ucloud_api import images, networks, sshkeys
 from ucloud_api.context import body, caller, services
 
 blueprint = Blueprint("vms", __name__)
@@ -100,8 +100,8 @@ def create() -> Any:
     spec = CREATE.parse(body({"vm_name": "name"}))
     store = services().store
     nets = [networks.owned(store, who.name, n) for n in dict.fromkeys(spec.get("networks", []))]
-    if spec.get("ssh_keys"):
-        raise NotFound(f"unknown ssh key {spec['ssh_keys'][0]!r}")
+    chosen = _chosen_keys(who.name, spec.get("ssh_keys"))
+    spec["ssh_keys"] = [key.name for key in chosen]
     image = images.resolve(store, who, spec["image"])
     if spec["os_ssd"] < image.value["size"]:
         raise InvalidInput(
@@ -119,11 +119,38 @@ def create() -> Any:
             *(mod_revision_is(n.key, n.mod_revision) for n in nets),
             *(absent(ipam.mac_key(nic["mac"])) for nic in vm["networks"]),
         ],
-        [Put(keys.vm(vm["uuid"]), vm), *ipam.mac_claims(vm)],
+        [
+            Put(keys.vm(vm["uuid"]), vm),
+            Put(keys.vm_data(vm["uuid"]), _vm_data(chosen, spec.get("user_data"))),
+            *ipam.mac_claims(vm),
+        ],
     )
     if not result.succeeded:
         raise Conflict("the image or a network changed meanwhile (being deleted?); try again")
     return jsonify(vm), 201
+
+
+def _chosen_keys(owner: str, names: list[str] | None) -> list[sshkeys.UserKey]:
+    """The named keys of the owner, or all of them. Unless a directory key is named, an
+    unreachable LDAP directory (and no cached copy) leaves its keys out instead of failing."""
+    strict = any(n.startswith(sshkeys.DIRECTORY_PREFIX) for n in names or [])
+    available = sshkeys.user_keys(services(), owner, strict=strict)
+    if names is None:
+        return available
+    by_name = {key.name: key for key in available}
+    for wanted in names:
+        if wanted not in by_name:
+            raise NotFound(f"unknown ssh key {wanted!r}")
+    return [by_name[wanted] for wanted in dict.fromkeys(names)]
+
+
+def _vm_data(chosen: list[sshkeys.UserKey], user_data: str | None) -> dict[str, Any]:
+    """What ucloud-meta serves this VM; kept apart from the VM record so listing 10,000 VMs
+    does not carry their user data."""
+    return {
+        "ssh_keys": [{"name": key.name, "key": key.key} for key in chosen],
+        "user_data": user_data,
+    }
 
 
 @blueprint.get("/v1/vm")
@@ -256,7 +283,7 @@ def delete(uuid: str) -> Any:
             # Never placed, no disks: release it here (the compare loses against a placement).
             gone = store.txn(
                 [mod_revision_is(entry.key, entry.mod_revision)],
-                [Delete(entry.key), *ipam.mac_releases(vm)],
+                model.release_ops(vm),
             )
             if gone.succeeded:
                 vm.update(desired=model.DELETED, status="DELETED")

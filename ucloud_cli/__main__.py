@@ -1,4 +1,4 @@
-"""ucloud-cli <group> <command>: vm, image, host, user (DESIGN §6)."""
+"""ucloud-cli <group> <command>: vm, network, image, host, user, ssh-key (DESIGN §6)."""
 
 import sys
 import time
@@ -228,7 +228,12 @@ def vm_create(
     if ssh_key:
         body["ssh_keys"] = list(ssh_key)
     if user_data:
-        body["user_data"] = Path(user_data).read_text()
+        try:
+            body["user_data"] = Path(user_data).read_text()
+        except UnicodeDecodeError:
+            raise click.BadParameter(
+                "user data must be UTF-8 text", param_hint="--user-data"
+            ) from None
     client = ctx.find_object(Context).client
     record = client.post("/v1/vm", body)
     if wait:
@@ -566,6 +571,57 @@ def user_create(ctx: click.Context, name: str, realm: str, as_json: bool) -> Non
     click.echo(f"# CLI config for {name}; the seed is shown only now")
     click.echo(f"api = {context.client.settings.api}")
     click.echo(f"name = {account['name']}\nrealm = {account['realm']}\nseed = {account['seed']}")
+
+
+SSH_KEY_COLUMNS: list[output.Column] = [
+    ("name", lambda k: k["name"]),
+    ("source", lambda k: k["source"] + (" (cached)" if k.get("cached") else "")),
+    ("fingerprint", lambda k: k["fingerprint"]),
+    ("comment", lambda k: k["key"].split(None, 2)[2] if len(k["key"].split(None, 2)) > 2 else ""),
+]
+
+
+@cli.group("ssh-key")
+def ssh_key() -> None:
+    """Your ssh public keys, handed to your VMs by the metadata service."""
+
+
+@ssh_key.command("add")
+@click.argument("name")
+@click.argument("key_file", type=click.File("r"), default="-", metavar="[FILE]")
+@json_flag
+@click.pass_context
+def ssh_key_add(ctx: click.Context, name: str, key_file: Any, as_json: bool) -> None:
+    """Store the public key in FILE (e.g. ~/.ssh/id_ed25519.pub; default: stdin) as NAME."""
+    try:
+        key = key_file.read(64 * 1024)
+    except UnicodeDecodeError:
+        raise click.BadParameter("not a text file", param_hint="FILE") from None
+    record = ctx.find_object(Context).client.post("/v1/user/ssh-key", {"name": name, "key": key})
+    _emit(ctx, as_json, record, SSH_KEY_COLUMNS)
+
+
+@ssh_key.command("list")
+@json_flag
+@click.pass_context
+def ssh_key_list(ctx: click.Context, as_json: bool) -> None:
+    """List your keys: stored ones and those of your LDAP entry."""
+    keys = ctx.find_object(Context).client.get("/v1/user/ssh-key")
+    _emit(ctx, as_json, keys, SSH_KEY_COLUMNS)
+    cached = [k for k in keys if k.get("cached")]
+    if cached and not wants_json(ctx, as_json):
+        click.echo(
+            f"note: LDAP is unreachable; its keys as read at {cached[0]['cached_at']}", err=True
+        )
+
+
+@ssh_key.command("delete")
+@click.argument("name")
+@click.pass_context
+def ssh_key_delete(ctx: click.Context, name: str) -> None:
+    """Delete a stored key (VMs created before keep it)."""
+    ctx.find_object(Context).client.delete(f"/v1/user/ssh-key/{name}")
+    click.echo(f"deleted ssh key {name}")
 
 
 def main() -> None:

@@ -17,10 +17,10 @@ from typing import Any
 
 from prometheus_client import Counter, Gauge
 
-from common import fence, ipam, model, netnames
+from common import fence, model, netnames
 from common.errors import NotFound, UcloudError
 from common.imagestore import DiskError, ImageStore
-from common.store import Delete, Put, Store, keys, lease_is, mod_revision_is
+from common.store import Put, Store, keys, lease_is, mod_revision_is
 from common.store.client import Entry
 from common.store.mirror import Mirror
 from ucloud_vm.driver import Hypervisor, HypervisorError, PowerState, VMSpec
@@ -298,7 +298,7 @@ class VMAgent:
             entry = self.store.get(key)
             if entry is None or entry.value.get("host") != self.hostname:
                 return
-            released = [Delete(key), *ipam.mac_releases(entry.value)]
+            released = model.release_ops(entry.value)
             if self.store.txn([mod_revision_is(key, entry.mod_revision)], released).succeeded:
                 log.info("VM %s deleted", uuid)
                 return

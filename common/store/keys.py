@@ -8,6 +8,7 @@ ALIVE = "/v1/alive/"  # /v1/alive/<hostname>: on the host's lease; its deletion 
 IMAGE = "/v1/image/"  # /v1/image/<uuid>: a registered image
 USER = "/v1/user/"  # /v1/user/<name>/account: a user (local OTP seed lives here)
 SCHEDULER_LEADER = "/v1/scheduler/leader"  # election key of the scheduler leader
+VM_DATA = "/v1/vmdata/"  # /v1/vmdata/<uuid>: what the metadata service hands the VM
 
 
 def vm(uuid: str) -> str:
@@ -28,6 +29,30 @@ def image(uuid: str) -> str:
 
 def user_account(name: str) -> str:
     return f"{USER}{name}/account"
+
+
+def vm_data(uuid: str) -> str:
+    return VM_DATA + uuid
+
+
+def ssh_keys(user: str) -> str:
+    """/v1/user/<name>/ssh-key/<key name>: the user's own keys."""
+    return f"{USER}{user}/ssh-key/"
+
+
+def ssh_key(user: str, name: str) -> str:
+    return ssh_keys(user) + name
+
+
+def ssh_fingerprint(user: str, digest: str) -> str:
+    """Claimed with the key, so the same key cannot be stored twice under two names."""
+    return f"{USER}{user}/ssh-fingerprint/{digest}"
+
+
+def directory_cache(user: str) -> str:
+    """The user's entry as last read from the LDAP directory (served, marked, while it is
+    unreachable)."""
+    return f"{USER}{user}/directory"
 
 
 def last_part(key: str) -> str:

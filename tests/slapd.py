@@ -1,0 +1,120 @@
+"""A throwaway slapd for tests: its own config, schema and data under a temp dir, on a free
+loopback port; stop() and start() again keep port and data ("LDAP down and back")."""
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import ldap
+import ldap.modlist
+
+from ucloud_aio.procs import free_port
+
+SLAPD = "/usr/sbin/slapd"
+SUFFIX = "dc=ucloud,dc=test"
+ROOT_DN = f"cn=admin,{SUFFIX}"
+PEOPLE = f"ou=people,{SUFFIX}"
+
+# openssh-lpk, which Debian does not ship (PLATFORM.md)
+OPENSSH_LPK = """
+attributetype ( 1.3.6.1.4.1.24552.500.1.1.1.13 NAME 'sshPublicKey'
+    DESC 'OpenSSH public key' EQUALITY octetStringMatch
+    SYNTAX 1.3.6.1.4.1.1466.115.121.1.40 )
+objectclass ( 1.3.6.1.4.1.24552.500.1.1.2.0 NAME 'ldapPublicKey' SUP top AUXILIARY
+    DESC 'OpenSSH LPK objectclass' MAY ( sshPublicKey $ uid ) )
+"""
+
+
+class Slapd:
+    def __init__(self) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="uldap-", dir="/tmp"))
+        self.port = free_port()
+        self.uri = f"ldap://127.0.0.1:{self.port}/"
+        self.base_dn = PEOPLE
+        self.bind_dn = ROOT_DN
+        self.bind_password = "test-secret-pw"
+        self.process: subprocess.Popen | None = None
+        (self.dir / "data").mkdir()
+        (self.dir / "openssh-lpk.schema").write_text(OPENSSH_LPK)
+        hashed = subprocess.run(
+            ["/usr/sbin/slappasswd", "-s", self.bind_password],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        schemas = "".join(
+            f"include /etc/ldap/schema/{name}.schema\n"
+            for name in ("core", "cosine", "nis", "inetorgperson")
+        )
+        (self.dir / "slapd.conf").write_text(
+            f"{schemas}include {self.dir}/openssh-lpk.schema\n"
+            f"pidfile {self.dir}/slapd.pid\n"
+            "modulepath /usr/lib/ldap\nmoduleload back_mdb\n"
+            f"database mdb\nsuffix {SUFFIX}\nrootdn {ROOT_DN}\nrootpw {hashed}\n"
+            f"directory {self.dir}/data\nmaxsize 10485760\n"
+        )
+        base = (
+            f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: ucloud\n"
+            f"o: ucloud\n\ndn: {PEOPLE}\nobjectClass: organizationalUnit\nou: people\n"
+        )
+        (self.dir / "base.ldif").write_text(base)
+        subprocess.run(
+            ["/usr/sbin/slapadd", "-q", "-f", str(self.dir / "slapd.conf"), "-l", "base.ldif"],
+            check=True,
+            cwd=self.dir,
+            capture_output=True,
+        )
+
+    def start(self) -> "Slapd":
+        self.process = subprocess.Popen(
+            [SLAPD, "-f", str(self.dir / "slapd.conf"), "-h", self.uri, "-d", "0"],
+            stdout=subprocess.DEVNULL,
+            stderr=open(self.dir / "slapd.log", "ab"),  # noqa: SIM115 (the child keeps it)
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return self
+            except OSError:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"slapd exited; see {self.dir / 'slapd.log'}") from None
+                time.sleep(0.02)
+        raise RuntimeError("slapd did not listen within 10 s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+        self.process = None
+
+    def close(self) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def _admin(self) -> "ldap.ldapobject.LDAPObject":
+        connection = ldap.initialize(self.uri)
+        connection.simple_bind_s(self.bind_dn, self.bind_password)
+        return connection
+
+    def add_user(self, name: str, keys: list[str]) -> None:
+        entry = {
+            "objectClass": [b"inetOrgPerson", b"ldapPublicKey"],
+            "uid": [name.encode()],
+            "cn": [name.encode()],
+            "sn": [name.encode()],
+        }
+        if keys:
+            entry["sshPublicKey"] = [k.encode() for k in keys]
+        connection = self._admin()
+        connection.add_s(f"uid={name},{PEOPLE}", ldap.modlist.addModlist(entry))
+        connection.unbind_s()
+
+    def set_keys(self, name: str, keys: list[str]) -> None:
+        connection = self._admin()
+        values = [k.encode() for k in keys] or None
+        connection.modify_s(f"uid={name},{PEOPLE}", [(ldap.MOD_REPLACE, "sshPublicKey", values)])
+        connection.unbind_s()
