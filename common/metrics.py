@@ -13,6 +13,7 @@ DEFAULT_PORTS = {
     "ucloud-vm": 9183,
     "ucloud-net": 9184,
     "ucloud-ipam": 9185,
+    "ucloud-meta": 9186,
 }
 
 

@@ -3,6 +3,8 @@ ucloud-vm (plugs NICs into taps) and ucloud-ipam (router advertisements on bridg
 Linux allows 15 characters."""
 
 GATEWAY_LINK_LOCAL = "fe80::1"  # the same router address on every host's bridge of a network
+# ucloud-meta on every bridge: the link-local address OpenStack uses for IPv6 metadata
+METADATA_LINK_LOCAL = "fe80::a9fe:a9fe"
 
 
 def bridge(vni: int) -> str:

@@ -208,7 +208,10 @@ done
 (
     while true; do
         for i in /sys/class/net/eth*; do
-            [ -e "$i" ] && [ $(( $(cat "$i/flags") & 1 )) -eq 0 ] && ip link set "${i##*/}" up
+            # a NIC being unplugged can vanish between the glob and the read: an empty
+            # value in $(( )) would end this loop for good
+            flags=$(cat "$i/flags" 2>/dev/null) || continue
+            [ -n "$flags" ] && [ $(( $flags & 1 )) -eq 0 ] && ip link set "${i##*/}" up
         done
         usleep 200000
     done
@@ -233,6 +236,30 @@ cat > "$ROOT/etc/acpi/PWRF/00000080" <<'EOF'
 #!/bin/sh
 poweroff -f
 EOF
+# ssh keys from ucloud-meta (fe80::a9fe:a9fe on every network): on the console and installed
+cat > "$ROOT/etc/ucloud-init.d/50-ssh-keys.sh" <<'EOF'
+#!/bin/sh
+ls /sys/class/net | grep -q '^eth' || exit 0
+n=0
+while [ $n -lt 100 ]; do
+    for i in /sys/class/net/eth*; do
+        dev=${i##*/}
+        # busybox wget crashes in this static initramfs; plain HTTP/1.0 over nc does the job
+        printf 'GET /ssh-keys HTTP/1.0\r\nHost: metadata\r\n\r\n' \
+            | nc -w 2 "fe80::a9fe:a9fe%$dev" 80 > /tmp/ssh-keys.http 2>/dev/null
+        if head -n 1 /tmp/ssh-keys.http | grep -q ' 200 '; then
+            tr -d '\r' < /tmp/ssh-keys.http | sed '1,/^$/d' > /tmp/ssh-keys
+            mkdir -p /root/.ssh && chmod 700 /root/.ssh
+            cp /tmp/ssh-keys /root/.ssh/authorized_keys && chmod 600 /root/.ssh/authorized_keys
+            { echo UCLOUD-SSH-KEYS-BEGIN; cat /tmp/ssh-keys; echo UCLOUD-SSH-KEYS-END; } > /dev/ttyS0
+            exit 0
+        fi
+    done
+    usleep 100000
+    n=$((n + 1))
+done
+echo "ucloud-init: no metadata service answered" > /dev/ttyS0
+EOF
 cat > "$ROOT/etc/profile" <<'EOF'
 export PATH=/sbin:/usr/sbin:/bin:/usr/bin HOME=/root
 PS1='\u@\h:\w# '
@@ -241,7 +268,7 @@ EOF
 echo 'root:x:0:0:root:/root:/bin/sh' > "$ROOT/etc/passwd"
 echo 'root:x:0:' > "$ROOT/etc/group"
 printf '127.0.0.1 localhost\n::1 localhost\n' > "$ROOT/etc/hosts"
-chmod 755 "$ROOT/init" "$ROOT/etc/acpi/PWRF/00000080"
+chmod 755 "$ROOT/init" "$ROOT/etc/acpi/PWRF/00000080" "$ROOT/etc/ucloud-init.d/50-ssh-keys.sh"
 if [ -n "$INIT_D" ]; then
     for f in "$INIT_D"/*.sh; do
         [ -f "$f" ] || continue

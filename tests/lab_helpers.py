@@ -15,9 +15,16 @@ from ucloud_aio.cloud import AllInOne
 
 
 class Client:
-    def __init__(self, cloud: AllInOne) -> None:
+    """The API of a running cloud as the admin, or as `creds` ({name, realm, seed})."""
+
+    def __init__(self, cloud: AllInOne, creds: dict[str, str] | None = None) -> None:
         self.cloud = cloud
-        self.creds = cloud.admin_credentials()
+        self.creds = creds or cloud.admin_credentials()
+
+    def new_user(self, name: str) -> "Client":
+        """Create a local user (as the admin) and return a client acting as it."""
+        account = self.call("POST", "/v1/user", {"name": name, "realm": "users"}, 201)
+        return Client(self.cloud, account)
 
     def headers(self) -> dict[str, str]:
         return {

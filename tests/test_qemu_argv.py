@@ -26,6 +26,8 @@ def test_tcg_command_line() -> None:
         f"ucloud-{UUID},debug-threads=on",
         "-uuid",
         UUID,
+        "-smbios",
+        f"type=1,manufacturer=ucloud,product=OpenStack Nova,serial={UUID}",
         "-machine",
         "q35",
         "-accel",

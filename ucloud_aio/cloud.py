@@ -43,7 +43,7 @@ from ucloud_aio.procs import (
 log = logging.getLogger(__name__)
 
 DEFAULT_STATE_DIR = "/var/lib/ucloud-aio"
-HOST_AGENTS = ("host", "vm", "net", "ipam")  # ucloud-<name> daemons every host runs
+HOST_AGENTS = ("host", "vm", "net", "ipam", "meta")  # ucloud-<name> daemons every host runs
 ADMIN = "admin"
 
 

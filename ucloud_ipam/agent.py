@@ -9,15 +9,13 @@ from typing import Any
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from common import ipam, netnames
+from common import ipam, linklocal, netnames
 from common.errors import UcloudError
 from common.store import Store, keys
 from common.store.mirror import Mirror
 from ucloud_ipam.ra import Advert, Sender
 
 log = logging.getLogger(__name__)
-
-IFA_F_NODAD = 0x02
 
 
 class IpamAgent:
@@ -80,18 +78,7 @@ class IpamAgent:
     def _gateway(self, vni: int) -> bool:
         """fe80::1 on the network's bridge (made by ucloud-net); False while it is missing."""
         name = netnames.bridge(vni)
-        found = self.ipr.link_lookup(ifname=name)
-        if not found:
+        if linklocal.ensure(self.ipr, name, netnames.GATEWAY_LINK_LOCAL) is None:
             return False
-        index = found[0]
         Path(f"/proc/sys/net/ipv6/conf/{name}/accept_ra").write_text("0")
-        present = {a.get_attr("IFA_ADDRESS") for a in self.ipr.get_addr(index=index, family=10)}
-        if netnames.GATEWAY_LINK_LOCAL not in present:
-            self.ipr.addr(
-                "add",
-                index=index,
-                address=netnames.GATEWAY_LINK_LOCAL,
-                prefixlen=64,
-                flags=IFA_F_NODAD,
-            )
         return True

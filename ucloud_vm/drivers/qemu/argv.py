@@ -55,6 +55,9 @@ def accel_args(accel: str) -> list[str]:
     return ["-accel", "tcg,tb-size=32"]
 
 
+SMBIOS_PRODUCT = "OpenStack Nova"
+
+
 def build(spec: VMSpec, accel: str) -> list[str]:
     paths = Paths.of(spec)
     argv = [
@@ -63,6 +66,10 @@ def build(spec: VMSpec, accel: str) -> list[str]:
         f"ucloud-{spec.uuid},debug-threads=on",
         "-uuid",
         spec.uuid,
+        # cloud-init's ds-identify picks its OpenStack datasource by this DMI product name;
+        # ucloud-meta serves the OpenStack metadata paths at fe80::a9fe:a9fe
+        "-smbios",
+        f"type=1,manufacturer=ucloud,product={SMBIOS_PRODUCT},serial={spec.uuid}",
         "-machine",
         "q35",
         *accel_args(accel),

@@ -1,0 +1,83 @@
+"""ucloud-meta against guest-equivalents (namespaces on a real bridge): each VM gets its own data
+in every documented form, unknown and spoofing callers get nothing."""
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from common import ipam
+from tests.test_ssh_keys import make_key
+from ucloud_aio.guestnet import GuestNet, guest_vm, metadata_rig, run
+
+PORT = 8775
+USER_DATA = "#cloud-config\nhostname: a\n"
+MACS = {"a": "02:00:00:00:00:0a", "b": "02:00:00:00:00:0b"}
+KEYS = {"a": [make_key(10, comment="alice")], "b": [make_key(11, comment="bob")]}
+
+
+def vm_record(name: str, owner: str) -> dict:
+    return guest_vm(f"00000000-0000-4000-8000-00000000000{name}", f"vm-{name}", owner, MACS[name])
+
+
+@pytest.fixture
+def meta(tmp_path: Path) -> Iterator[GuestNet]:
+    vms = [
+        (
+            vm_record("a", "alice"),
+            {"ssh_keys": [{"name": "k-alice", "key": KEYS["a"][0]}], "user_data": USER_DATA},
+        ),
+        (vm_record("b", "bob"), {"ssh_keys": [{"name": "k-bob", "key": KEYS["b"][0]}]}),
+    ]
+    with metadata_rig(tmp_path, f"umt{os.getpid() % 10000}", vms, PORT) as net:
+        yield net
+
+
+def test_each_vm_gets_its_own_keys_and_documents(meta: GuestNet) -> None:
+    a, b = meta.guests
+    assert meta.fetch(a, "/ssh-keys", PORT) == (200, KEYS["a"][0] + "\n")
+    assert meta.fetch(b, "/ssh-keys", PORT) == (200, KEYS["b"][0] + "\n")
+    uuid_a = vm_record("a", "alice")["uuid"]
+    assert meta.fetch(a, "/latest/meta-data/instance-id", PORT) == (200, uuid_a)
+    assert meta.fetch(a, "/latest/meta-data/hostname", PORT) == (200, "vm-a")
+    listing = meta.fetch(a, "/latest/meta-data/", PORT)[1].split()
+    assert {"instance-id", "hostname", "local-hostname", "public-keys/"} <= set(listing)
+    assert meta.fetch(a, "/latest/meta-data/public-keys", PORT) == (200, "0=k-alice\n")
+    assert meta.fetch(a, "/latest/meta-data/public-keys/0/openssh-key", PORT) == (
+        200,
+        KEYS["a"][0] + "\n",
+    )
+    assert meta.fetch(a, "/latest/meta-data/public-keys/1/openssh-key", PORT)[0] == 404
+    assert meta.fetch(a, "/latest/user-data", PORT) == (200, USER_DATA)
+    assert meta.fetch(b, "/latest/user-data", PORT)[0] == 404  # b has none
+    status, body = meta.fetch(b, "/openstack/latest/meta_data.json", PORT)
+    document = json.loads(body)
+    assert status == 200 and document["uuid"] == vm_record("b", "bob")["uuid"]
+    assert document["public_keys"] == {"k-bob": KEYS["b"][0]}
+    assert meta.fetch(a, "/nope", PORT)[0] == 404
+
+
+def test_unknown_caller_gets_404(meta: GuestNet) -> None:
+    stranger = meta.add_guest("02:00:00:00:00:99")
+    meta.wait_link_local(stranger)
+    assert meta.fetch(stranger, "/ssh-keys", PORT)[0] == 404
+
+
+def test_spoofed_address_is_refused_or_unanswerable(meta: GuestNet) -> None:
+    a, b = meta.guests
+    assert meta.fetch(a, "/ssh-keys", PORT)[0] == 200  # the host knows a's address and MAC
+    victim = ipam.eui64("fe80::/64", MACS["a"])
+    run("ip", "-n", b, "addr", "add", f"{victim}/64", "dev", "eth0", "nodad")
+    status, body = meta.fetch(b, "/ssh-keys", PORT, source=victim)
+    assert KEYS["a"][0] not in body
+    assert status in (0, 404), (status, body)
+    # also taking a's MAC: the bridge then learns it on b's tap, which is not a's tap
+    run("ip", "-n", b, "addr", "del", f"{victim}/64", "dev", "eth0")
+    run("ip", "-n", a, "link", "set", "eth0", "down")
+    run("ip", "-n", b, "link", "set", "eth0", "address", MACS["a"])
+    run("ip", "-n", b, "addr", "add", f"{victim}/64", "dev", "eth0", "nodad")
+    status, body = meta.fetch(b, "/ssh-keys", PORT, source=victim)
+    assert KEYS["a"][0] not in body
+    assert status in (0, 404), (status, body)

@@ -1,0 +1,94 @@
+"""ucloud-meta's agent: a metadata server on every bridge of this host's networks, answering
+each VM with its own data only (callers.py decides who is calling)."""
+
+import logging
+import threading
+from typing import Any
+
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
+
+from common import ipam, linklocal, netnames
+from common.errors import UcloudError
+from common.store import Store, keys
+from common.store.mirror import Mirror
+from ucloud_meta import callers, documents
+from ucloud_meta.documents import NOT_FOUND, Answer
+from ucloud_meta.server import BridgeServer
+
+log = logging.getLogger(__name__)
+
+
+class MetaAgent:
+    def __init__(self, store: Store, config: Any) -> None:
+        self.store = store
+        self.hostname = config.hostname
+        self.port: int = config.metadata_port
+        self.stop = threading.Event()
+        self.wake = threading.Event()
+        self.vms = Mirror(store, keys.VM, changed=self.wake)
+        self.ipr = IPRoute()
+        self.links = callers.LinkCheck()
+        self.servers: dict[str, BridgeServer] = {}
+        self.nics: dict[tuple[int, str], callers.Nic] = {}  # (vni, address) -> NIC
+        self.present: set[callers.Nic] = set()
+
+    def run(self) -> None:
+        self.vms.start()
+        while not self.vms.wait_synced(0.5):
+            if self.stop.is_set():
+                return
+        while not self.stop.is_set():
+            self.wake.clear()
+            waiting = False
+            try:
+                waiting = self.reconcile()
+            except (UcloudError, OSError, NetlinkError) as error:
+                log.warning("reconcile pass failed: %s", error)
+            # A bridge ucloud-net is about to make: look again soon, a booting guest asks early.
+            self.wake.wait(0.1 if waiting else 2.0)
+        for server in self.servers.values():
+            server.stop()
+        self.vms.stop()
+        self.links.close()
+        self.ipr.close()
+
+    def reconcile(self) -> bool:
+        """A server on every bridge of this host's networks; True while a bridge is missing."""
+        vms = [entry.value for entry in self.vms.values()]
+        self.nics = callers.index(self.hostname, vms)
+        self.present = set(self.nics.values())
+        wanted = {netnames.bridge(vni) for vni in ipam.host_networks(self.hostname, vms)}
+        for bridge in set(self.servers) - wanted:
+            self.servers.pop(bridge).stop()
+            log.info("metadata on %s stopped", bridge)
+        missing = False
+        for bridge in wanted - set(self.servers):
+            if linklocal.ensure(self.ipr, bridge, netnames.METADATA_LINK_LOCAL) is None:
+                missing = True
+                continue
+            self.servers[bridge] = BridgeServer(
+                bridge, netnames.METADATA_LINK_LOCAL, self.port, self
+            )
+            log.info("metadata on [%s%%%s]:%d", netnames.METADATA_LINK_LOCAL, bridge, self.port)
+        return missing
+
+    def identify(self, bridge: str, source: str) -> callers.Nic | None:
+        address = callers.normal(source)
+        nic = self.nics.get((int(bridge.removeprefix("ubr")), address))
+        if nic is None:
+            return None
+        if not self.links.genuine(bridge, address, nic):
+            log.warning("refused %s on %s: not behind the tap of VM %s", address, bridge, nic.vm)
+            return None
+        return nic
+
+    def answer(self, caller: object, path: str) -> Answer:
+        assert isinstance(caller, callers.Nic)
+        if caller not in self.present:
+            return NOT_FOUND  # detached or moved since the connection was made
+        vm = self.vms.entries.get(keys.vm(caller.vm))
+        data = self.store.get(keys.vm_data(caller.vm))
+        if vm is None or data is None:
+            return NOT_FOUND
+        return documents.answer(path, vm.value, data.value)

@@ -1,0 +1,87 @@
+"""What the metadata service answers for a path, given the calling VM (pure).
+
+Three forms of the same data, so both ucloud's own guests and unmodified cloud images work:
+- `/ssh-keys`: the keys as plain text, one per line (the ucloud way);
+- EC2 style, as cloud-init's Ec2 datasource reads it: `/latest/meta-data/...`, `/latest/user-data`;
+- OpenStack style, as cloud-init's OpenStack datasource reads it over IPv6:
+  `/openstack/latest/meta_data.json`, `/openstack/latest/user_data`.
+User data that was not given is a 404, as on EC2 and OpenStack.
+"""
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+TEXT, JSON, BINARY = "text/plain; charset=utf-8", "application/json", "application/octet-stream"
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    content_type: str
+    body: bytes
+
+
+def _text(lines: list[str]) -> Answer:
+    return Answer(200, TEXT, "".join(f"{line}\n" for line in lines).encode())
+
+
+NOT_FOUND = Answer(404, TEXT, b"not found\n")
+
+
+def answer(path: str, vm: dict[str, Any], data: dict[str, Any]) -> Answer:
+    """The answer for `path` (query string removed) to the VM `vm` with its VM data `data`."""
+    keys = data.get("ssh_keys", [])
+    user_data = data.get("user_data")
+    hostname = vm["name"]
+    meta = {
+        "instance-id": vm["uuid"],
+        "hostname": hostname,
+        "local-hostname": hostname,
+    }
+    path = "/" + path.strip("/")
+    if path == "/ssh-keys":
+        return _text([key["key"] for key in keys])
+    if path == "/":
+        return _text(["latest", "openstack", "ssh-keys"])
+    if path == "/latest":
+        return _text(["meta-data/", "user-data"] if user_data is not None else ["meta-data/"])
+    if path == "/latest/meta-data":
+        return _text([*meta, "public-keys/"])
+    if path.startswith("/latest/meta-data/"):
+        return _ec2_meta(path.removeprefix("/latest/meta-data/"), meta, keys)
+    if path in ("/latest/user-data", "/openstack/latest/user_data"):
+        return NOT_FOUND if user_data is None else Answer(200, BINARY, user_data.encode())
+    if path == "/openstack":
+        return _text(["latest"])
+    if path == "/openstack/latest":
+        return _text(["meta_data.json", *(["user_data"] if user_data is not None else [])])
+    if path == "/openstack/latest/meta_data.json":
+        document = {
+            "uuid": vm["uuid"],
+            "name": hostname,
+            "hostname": hostname,
+            "launch_index": 0,
+            "availability_zone": "ucloud",
+            "public_keys": {key["name"]: key["key"] for key in keys},
+            "keys": [{"name": key["name"], "type": "ssh", "data": key["key"]} for key in keys],
+        }
+        return Answer(200, JSON, orjson.dumps(document))
+    return NOT_FOUND
+
+
+def _ec2_meta(rest: str, meta: dict[str, str], keys: list[dict[str, str]]) -> Answer:
+    if rest in meta:
+        return Answer(200, TEXT, meta[rest].encode())
+    if rest == "public-keys":
+        return _text([f"{index}={key['name']}" for index, key in enumerate(keys)])
+    parts = rest.split("/")
+    if parts[0] != "public-keys" or not parts[1].isdigit() or int(parts[1]) >= len(keys):
+        return NOT_FOUND
+    key = keys[int(parts[1])]
+    if len(parts) == 2:
+        return _text(["openssh-key"])
+    if len(parts) == 3 and parts[2] == "openssh-key":
+        return _text([key["key"]])
+    return NOT_FOUND
