@@ -68,6 +68,15 @@ class Slapd:
             capture_output=True,
         )
 
+    def settings(self) -> dict[str, str]:
+        """The ucloud.conf keys that point ucloud at this directory."""
+        return {
+            "ldap_uri": self.uri,
+            "ldap_base_dn": self.base_dn,
+            "ldap_bind_dn": self.bind_dn,
+            "ldap_bind_password": self.bind_password,
+        }
+
     def start(self) -> "Slapd":
         self.process = subprocess.Popen(
             [SLAPD, "-f", str(self.dir / "slapd.conf"), "-h", self.uri, "-d", "0"],

@@ -17,6 +17,19 @@ def headers(name: str, realm: str, token: str) -> dict[str, str]:
     return {"X-Ucloud-Name": name, "X-Ucloud-Realm": realm, "X-Ucloud-Token": token}
 
 
+def ungleich_config(etcd_server, tmp_path, url: str, **extra: object):
+    """ucloud authenticating at the OTP server at `url` as ucloud/ungleich-auth."""
+    return make_config(
+        etcd_server,
+        tmp_path,
+        auth_backend="ungleich-otp",
+        otp_server=url,
+        otp_verify_name="ucloud",
+        otp_verify_realm="ungleich-auth",
+        **{"otp_verify_seed": UCLOUD_SEED, **extra},
+    )
+
+
 def test_ungleich_otp_backend(store, etcd_server, tmp_path) -> None:
     accounts = {
         ("alice", "ungleich-user"): USER_SEED,
@@ -24,15 +37,7 @@ def test_ungleich_otp_backend(store, etcd_server, tmp_path) -> None:
         ("root", "ucloud-admin"): ADMIN_SEED,
     }
     with otp_server.running(accounts, {("ucloud", "ungleich-auth")}) as url:
-        config = make_config(
-            etcd_server,
-            tmp_path,
-            auth_backend="ungleich-otp",
-            otp_server=url,
-            otp_verify_name="ucloud",
-            otp_verify_realm="ungleich-auth",
-            otp_verify_seed=UCLOUD_SEED,
-        )
+        config = ungleich_config(etcd_server, tmp_path, url)
         app = create_app(config, store=store)
         client = app.test_client()
         good = headers("alice", "ungleich-user", pyotp.TOTP(USER_SEED).now())
@@ -54,14 +59,8 @@ def test_ungleich_otp_backend(store, etcd_server, tmp_path) -> None:
         answer = client.post("/v1/user", json={"name": "bob", "realm": "x"}, headers=admin)
         assert answer.status_code == 400 and "ungleich-otp" in answer.json["error"]
         # ucloud's own verify credentials wrong: nobody gets in
-        config_bad = make_config(
-            etcd_server,
-            tmp_path,
-            auth_backend="ungleich-otp",
-            otp_server=url,
-            otp_verify_name="ucloud",
-            otp_verify_realm="ungleich-auth",
-            otp_verify_seed=pyotp.random_base32(),
+        config_bad = ungleich_config(
+            etcd_server, tmp_path, url, otp_verify_seed=pyotp.random_base32()
         )
         bad_app = create_app(config_bad, store=store)
         assert bad_app.test_client().get("/v1/vm", headers=good).status_code == 401
@@ -78,19 +77,7 @@ def test_ldap_user_needs_nothing_created_in_ucloud(store, etcd_server, tmp_path,
     slapd.add_user("frank", [key])
     accounts = {("frank", "ungleich-user"): USER_SEED, ("ucloud", "ungleich-auth"): UCLOUD_SEED}
     with otp_server.running(accounts, {("ucloud", "ungleich-auth")}) as url:
-        config = make_config(
-            etcd_server,
-            tmp_path,
-            auth_backend="ungleich-otp",
-            otp_server=url,
-            otp_verify_name="ucloud",
-            otp_verify_realm="ungleich-auth",
-            otp_verify_seed=UCLOUD_SEED,
-            ldap_uri=slapd.uri,
-            ldap_base_dn=slapd.base_dn,
-            ldap_bind_dn=slapd.bind_dn,
-            ldap_bind_password=slapd.bind_password,
-        )
+        config = ungleich_config(etcd_server, tmp_path, url, **slapd.settings())
         app = create_app(config, store=store)
         frank = headers("frank", "ungleich-user", pyotp.TOTP(USER_SEED).now())
         listed = app.test_client().get("/v1/user/ssh-key", headers=frank)

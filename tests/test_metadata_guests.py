@@ -21,13 +21,7 @@ CAROL_KEY = make_key(22, comment="carol@ldap")
 @pytest.fixture
 def lab(slapd: Slapd) -> Iterator[AllInOne]:
     slapd.add_user("carol", [CAROL_KEY])
-    settings = {
-        "ldap_uri": slapd.uri,
-        "ldap_base_dn": slapd.base_dn,
-        "ldap_bind_dn": slapd.bind_dn,
-        "ldap_bind_password": slapd.bind_password,
-    }
-    with running_cloud(hosts=1, settings=settings) as cloud:
+    with running_cloud(hosts=1, settings=slapd.settings()) as cloud:
         yield cloud
 
 

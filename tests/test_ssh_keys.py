@@ -107,15 +107,7 @@ def test_vm_gets_chosen_or_all_keys_and_user_data(api: Api) -> None:
 def ldap_api(
     store: Store, etcd_server: EtcdServer, tmp_path: Path, slapd: Slapd
 ) -> Iterator[tuple[Api, Slapd]]:
-    config = make_config(
-        etcd_server,
-        tmp_path,
-        ldap_uri=slapd.uri,
-        ldap_base_dn=slapd.base_dn,
-        ldap_bind_dn=slapd.bind_dn,
-        ldap_bind_password=slapd.bind_password,
-        ldap_timeout=1,
-    )
+    config = make_config(etcd_server, tmp_path, **slapd.settings(), ldap_timeout=1)
     with serving_api(store, config, tmp_path) as api:
         yield api, slapd
 

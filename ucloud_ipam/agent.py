@@ -7,10 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
 
-from common import ipam, linklocal, netnames
-from common.errors import UcloudError
+from common import agentloop, ipam, linklocal, netnames
 from common.store import Store, keys
 from common.store.mirror import Mirror
 from ucloud_ipam.ra import Advert, Sender
@@ -27,25 +25,12 @@ class IpamAgent:
         self.vms = Mirror(store, keys.VM, changed=self.wake)
         self.sender = Sender()
         self.ipr = IPRoute()
-        self._nics: set[tuple[int, str]] | None = (
-            None  # (vni, mac) served; None before the first pass
-        )
+        # (vni, mac) of the NICs served; None before the first pass
+        self._nics: set[tuple[int, str]] | None = None
 
     def run(self) -> None:
         self.vms.start()
-        while not self.vms.wait_synced(0.5):
-            if self.stop.is_set():
-                return
-        while not self.stop.is_set():
-            self.wake.clear()
-            waiting = False
-            try:
-                waiting = self.reconcile()
-            except (UcloudError, OSError, NetlinkError) as error:
-                log.warning("reconcile pass failed: %s", error)
-            # A bridge ucloud-net is about to make: look again soon, so the first router
-            # solicitation of a new NIC is answered.
-            self.wake.wait(0.1 if waiting else 2.0)
+        agentloop.reconcile_until_stopped(self.vms, self.stop, self.wake, self.reconcile)
         self.vms.stop()
         self.sender.close()
         self.ipr.close()

@@ -6,10 +6,8 @@ import threading
 from typing import Any
 
 from pyroute2 import IPRoute
-from pyroute2.netlink.exceptions import NetlinkError
 
-from common import ipam, linklocal, netnames
-from common.errors import UcloudError
+from common import agentloop, ipam, linklocal, netnames
 from common.store import Store, keys
 from common.store.mirror import Mirror
 from ucloud_meta import callers, documents
@@ -35,18 +33,7 @@ class MetaAgent:
 
     def run(self) -> None:
         self.vms.start()
-        while not self.vms.wait_synced(0.5):
-            if self.stop.is_set():
-                return
-        while not self.stop.is_set():
-            self.wake.clear()
-            waiting = False
-            try:
-                waiting = self.reconcile()
-            except (UcloudError, OSError, NetlinkError) as error:
-                log.warning("reconcile pass failed: %s", error)
-            # A bridge ucloud-net is about to make: look again soon, a booting guest asks early.
-            self.wake.wait(0.1 if waiting else 2.0)
+        agentloop.reconcile_until_stopped(self.vms, self.stop, self.wake, self.reconcile)
         for server in self.servers.values():
             server.stop()
         self.vms.stop()
