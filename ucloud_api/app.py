@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 import orjson
-from common.directory import LdapDirectory
 from flask import Flask, Response, g, jsonify, request
 from flask.json.provider import JSONProvider
 from prometheus_client import (
@@ -19,6 +18,7 @@ from prometheus_client import (
 )
 
 from common.auth import OtpBackend, backend_from_config
+from common.directory import LdapDirectory
 from common.errors import UcloudError
 from common.store import Store
 from ucloud_api import errors, hosts, images, networks, openapi, sshkeys, users, vms

@@ -9,10 +9,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from common.directory import LdapDirectory
 from flask import current_app, g, request
 
 from common.auth import Caller, OtpBackend, authenticate, parse_credentials
+from common.directory import LdapDirectory
 from common.errors import Forbidden, InvalidInput
 from common.store import Store
 
