@@ -46,9 +46,10 @@ class MetaAgent:
         self.nics = callers.index(self.hostname, vms)
         self.present = set(self.nics.values())
         wanted = {netnames.bridge(vni) for vni in ipam.host_networks(self.hostname, vms)}
-        for bridge in set(self.servers) - wanted:
-            self.servers.pop(bridge).stop()
-            log.info("metadata on %s stopped", bridge)
+        for bridge in set(self.servers):
+            if bridge not in wanted or not self.servers[bridge].bound():
+                self.servers.pop(bridge).stop()
+                log.info("metadata on %s stopped", bridge)
         missing = False
         for bridge in wanted - set(self.servers):
             if linklocal.ensure(self.ipr, bridge, netnames.METADATA_LINK_LOCAL) is None:

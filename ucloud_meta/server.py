@@ -46,7 +46,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(with_body=False)
 
     def do_PUT(self) -> None:
-        # EC2's IMDSv2 token request: a 404 tells cloud-init to use plain GETs.
+        # EC2's IMDSv2 token request: a 404 tells cloud-init to use plain GETs. A body is not
+        # read, so the connection cannot be used for another request.
+        self.close_connection = True
         self._send(NOT_FOUND, with_body=True)
 
     def setup(self) -> None:
@@ -86,8 +88,8 @@ class BridgeServer(ThreadingHTTPServer):
         self.bridge = bridge
         self.service = service
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
-        index = socket.if_nametoindex(bridge)
-        super().__init__((address, port, 0, index), _Handler)
+        self.index = socket.if_nametoindex(bridge)
+        super().__init__((address, port, 0, self.index), _Handler)
         self._thread = threading.Thread(target=self.serve_forever, name=f"meta-{bridge}")
         self._thread.daemon = True
         self._thread.start()
@@ -103,6 +105,13 @@ class BridgeServer(ThreadingHTTPServer):
             super().process_request_thread(request, client_address)
         finally:
             self._slots.release()
+
+    def bound(self) -> bool:
+        """False once the bridge is gone or was made anew (another index): serve it again."""
+        try:
+            return socket.if_nametoindex(self.bridge) == self.index
+        except OSError:
+            return False
 
     def stop(self) -> None:
         self.shutdown()
