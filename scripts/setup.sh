@@ -24,15 +24,38 @@ APT_PACKAGES=(
     wrk
 )
 
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
+
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    installed "$p" || missing+=("$p")
 done
+
+# Debian's slapd package creates a system directory (dc=nodomain, ldap:/// on every address),
+# enables it at boot and starts it, unless a policy-rc.d forbids starting services (as in most
+# containers). ucloud needs none: its tests run throwaway slapds and the real directory is
+# wherever ldap_uri points. Debian's init script (which systemd's slapd.service runs too) does not
+# start while /etc/ldap/noslapd exists: create it before the install, and stop one running. Only
+# while the system directory is absent or still the package default: one configured on purpose
+# is left alone.
+if ! installed slapd || grep -rqsx 'olcSuffix: dc=nodomain' /etc/ldap/slapd.d; then
+    if [ ! -e /etc/ldap/noslapd ]; then
+        mkdir -p /etc/ldap
+        echo "# from ucloud's scripts/setup.sh: no system slapd (see there)" > /etc/ldap/noslapd
+    fi
+    unused_system_slapd=1
+fi
+
 if [ ${#missing[@]} -gt 0 ]; then
     echo "setup: installing apt packages: ${missing[*]}" >&2
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -q
     apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+if [ -n "${unused_system_slapd:-}" ] && /etc/init.d/slapd status >/dev/null 2>&1; then
+    echo "setup: stopping the system slapd (unused; /etc/ldap/noslapd keeps it off)" >&2
+    /etc/init.d/slapd stop
 fi
 
 if [ ! -x .venv/bin/python ]; then

@@ -6,7 +6,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import ldap
 import ldap.modlist
@@ -27,16 +29,34 @@ objectclass ( 1.3.6.1.4.1.24552.500.1.1.2.0 NAME 'ldapPublicKey' SUP top AUXILIA
     DESC 'OpenSSH LPK objectclass' MAY ( sshPublicKey $ uid ) )
 """
 
+# As a directory for ucloud would be set up: anyone (ucloud binding anonymously) may read the
+# names and keys of users, nothing else; the rootdn (bind_dn here) may do anything anyway.
+ACCESS = f"""
+access to attrs=userPassword by anonymous auth by * none
+access to dn.subtree="{SUFFIX}" attrs=entry,objectClass,uid,sshPublicKey by * read
+access to * by * none
+"""
+
 
 class Slapd:
+    """slapd with suffix dc=ucloud,dc=test and an empty ou=people (the base_dn), configured and
+    preloaded by the constructor; start() runs it."""
+
     def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="uldap-", dir="/tmp"))
+        self.dir = Path(tempfile.mkdtemp(prefix="uldap-", dir="/tmp"))  # short: under /tmp
         self.port = free_port()
         self.uri = f"ldap://127.0.0.1:{self.port}/"
         self.base_dn = PEOPLE
         self.bind_dn = ROOT_DN
         self.bind_password = "test-secret-pw"
         self.process: subprocess.Popen | None = None
+        try:
+            self._configure()
+        except BaseException:
+            shutil.rmtree(self.dir, ignore_errors=True)
+            raise
+
+    def _configure(self) -> None:
         (self.dir / "data").mkdir()
         (self.dir / "openssh-lpk.schema").write_text(OPENSSH_LPK)
         hashed = subprocess.run(
@@ -54,7 +74,7 @@ class Slapd:
             f"pidfile {self.dir}/slapd.pid\n"
             "modulepath /usr/lib/ldap\nmoduleload back_mdb\n"
             f"database mdb\nsuffix {SUFFIX}\nrootdn {ROOT_DN}\nrootpw {hashed}\n"
-            f"directory {self.dir}/data\nmaxsize 10485760\n"
+            f"directory {self.dir}/data\nmaxsize 10485760\n{ACCESS}"
         )
         base = (
             f"dn: {SUFFIX}\nobjectClass: dcObject\nobjectClass: organization\ndc: ucloud\n"
@@ -78,11 +98,13 @@ class Slapd:
         }
 
     def start(self) -> "Slapd":
-        self.process = subprocess.Popen(
-            [SLAPD, "-f", str(self.dir / "slapd.conf"), "-h", self.uri, "-d", "0"],
-            stdout=subprocess.DEVNULL,
-            stderr=open(self.dir / "slapd.log", "ab"),  # noqa: SIM115 (the child keeps it)
-        )
+        """Runs slapd on this fixture's port and data; returns once it accepts connections."""
+        with open(self.dir / "slapd.log", "ab") as log:
+            self.process = subprocess.Popen(
+                [SLAPD, "-f", str(self.dir / "slapd.conf"), "-h", self.uri, "-d", "0"],
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
@@ -95,21 +117,28 @@ class Slapd:
         raise RuntimeError("slapd did not listen within 10 s")
 
     def stop(self) -> None:
+        """Kills slapd (SIGKILL: as abrupt as a crash); start() brings it back, same data."""
         if self.process is not None and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
         self.process = None
 
     def close(self) -> None:
+        """Kills slapd and removes its directory."""
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)
 
-    def _admin(self) -> "ldap.ldapobject.LDAPObject":
+    def as_root(self, change: Callable[[Any], object]) -> None:
+        """Runs change(connection) on a connection bound as the rootdn (test data)."""
         connection = ldap.initialize(self.uri)
-        connection.simple_bind_s(self.bind_dn, self.bind_password)
-        return connection
+        try:
+            connection.simple_bind_s(self.bind_dn, self.bind_password)
+            change(connection)
+        finally:
+            connection.unbind_s()
 
     def add_user(self, name: str, keys: list[str]) -> None:
+        """An inetOrgPerson + ldapPublicKey entry uid=name under ou=people."""
         entry = {
             "objectClass": [b"inetOrgPerson", b"ldapPublicKey"],
             "uid": [name.encode()],
@@ -118,12 +147,10 @@ class Slapd:
         }
         if keys:
             entry["sshPublicKey"] = [k.encode() for k in keys]
-        connection = self._admin()
-        connection.add_s(f"uid={name},{PEOPLE}", ldap.modlist.addModlist(entry))
-        connection.unbind_s()
+        self.as_root(lambda c: c.add_s(f"uid={name},{PEOPLE}", ldap.modlist.addModlist(entry)))
 
     def set_keys(self, name: str, keys: list[str]) -> None:
-        connection = self._admin()
+        """Replaces the user's sshPublicKey values (none: removes them all)."""
         values = [k.encode() for k in keys] or None
-        connection.modify_s(f"uid={name},{PEOPLE}", [(ldap.MOD_REPLACE, "sshPublicKey", values)])
-        connection.unbind_s()
+        change = [(ldap.MOD_REPLACE, "sshPublicKey", values)]
+        self.as_root(lambda c: c.modify_s(f"uid={name},{PEOPLE}", change))

@@ -67,6 +67,18 @@ def links(lab: AllInOne, host: str) -> str:
     return "\n".join(ours + sorted(line for line in fdb.splitlines() if "dst" in line))
 
 
+def diagnosis(lab: AllInOne, output: str, *vms: dict) -> str:
+    """What a failed ping leaves to look at: each host's links and FDB, the guests' view."""
+    parts = [output]
+    for host in lab.host_names:
+        parts.append(f"--- {host}\n{links(lab, host)}")
+        log = lab.log_path(f"{host}.ucloud-net").read_text(errors="replace")
+        parts.append("\n".join(log.splitlines()[-15:]))
+    for vm in vms:
+        parts.append(f"--- {vm['name']}\n" + run(vm, "ip -6 neigh; ip -6 addr; ip -6 route")[1])
+    return "\n".join(parts)
+
+
 def test_networks_end_to_end(lab: AllInOne) -> None:
     client = Client(lab)
     for name in ("net1", "net2"):
@@ -82,7 +94,7 @@ def test_networks_end_to_end(lab: AllInOne) -> None:
     # a and b (two hosts, one network) reach each other over the VXLAN, also with big packets
     b_ip = b["networks"][0]["ipv6"]
     status, output = run(a, f"ping -c 3 -W 3 {b_ip}")
-    assert status == 0 and "0% packet loss" in output, output
+    assert status == 0 and "0% packet loss" in output, diagnosis(lab, output, a, b)
     status, output = run(a, f"ping -c 2 -W 3 -s 1400 {b_ip}")
     assert status == 0, output
     status, output = run(b, f"ping -c 2 -W 3 {a['networks'][0]['ipv6']}")
