@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import make_qcow2, running_cloud
 from tests.daemons import eventually, vm_records
+from tests.test_ssh_keys import make_key
 from ucloud_aio.cloud import AllInOne, venv_script
 from ucloud_aio.procs import pid_alive, pids_mentioning
 
@@ -145,7 +146,15 @@ def test_environment_credentials_win(cloud: AllInOne, user_env) -> None:
 
 
 @pytest.mark.parametrize(
-    "daemon", ["ucloud-api", "ucloud-scheduler", "host1.ucloud-host", "host1.ucloud-vm", "etcd"]
+    "daemon",
+    [
+        "ucloud-api",
+        "ucloud-scheduler",
+        "host1.ucloud-host",
+        "host1.ucloud-vm",
+        "host1.ucloud-meta",
+        "etcd",
+    ],
 )
 def test_kill9_of_any_daemon_loses_nothing(cloud: AllInOne, user_env, daemon: str) -> None:
     """Running VMs, kill -9 one daemon, bring the cloud up again: the same VMs on the same
@@ -217,3 +226,59 @@ def test_network_commands(cloud: AllInOne, user_env) -> None:
     assert detached["networks"] == []
     cli(cloud, "vm", "delete", "netted", "--wait", env=user_env)
     assert "deleted network lan" in cli(cloud, "network", "delete", "lan", env=user_env).stdout
+
+
+def test_ssh_key_commands(cloud: AllInOne, user_env, tmp_path: Path) -> None:
+    key_file = tmp_path / "id.pub"
+    key_file.write_text(make_key(40, comment="alice@cli") + "\n")
+    added = json.loads(
+        cli(cloud, "ssh-key", "add", "cli", str(key_file), "--json", env=user_env).stdout
+    )
+    assert added["fingerprint"].startswith("SHA256:") and added["source"] == "api"
+    listed = cli(cloud, "ssh-key", "list", env=user_env).stdout
+    assert "cli" in listed and added["fingerprint"] in listed and "alice@cli" in listed
+    again = cli(cloud, "ssh-key", "add", "other", str(key_file), env=user_env, check=False)
+    assert again.returncode != 0 and "stored already, as 'cli'" in again.stderr
+    private = tmp_path / "id"
+    private.write_text(
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nabc\n-----END OPENSSH PRIVATE KEY-----\n"
+    )
+    refused = cli(cloud, "ssh-key", "add", "p", str(private), env=user_env, check=False)
+    assert refused.returncode != 0 and "private key" in refused.stderr
+    binary = tmp_path / "data.bin"
+    binary.write_bytes(b"\xff\xfe\x00")
+    bad = cli(
+        cloud,
+        "vm",
+        "create",
+        "x",
+        "--image",
+        "tiny",
+        "--user-data",
+        str(binary),
+        env=user_env,
+        check=False,
+    )
+    assert bad.returncode != 0 and "UTF-8" in bad.stderr
+    vm = json.loads(
+        cli(
+            cloud,
+            "vm",
+            "create",
+            "keyed",
+            "--image",
+            "tiny",
+            "--ram",
+            "128MiB",
+            "--os-ssd",
+            "64MiB",
+            "--ssh-key",
+            "cli",
+            "--json",
+            env=user_env,
+        ).stdout
+    )
+    assert vm["ssh_keys"] == ["cli"]
+    cli(cloud, "vm", "delete", vm["uuid"], env=user_env)
+    assert "deleted ssh key cli" in cli(cloud, "ssh-key", "delete", "cli", env=user_env).stdout
+    assert "cli" not in cli(cloud, "ssh-key", "list", env=user_env).stdout
