@@ -90,7 +90,8 @@ def main() -> None:
         for i in range(GUESTS)
     ]
     try:
-        with metadata_rig(state, f"ubm{os.getpid() % 10000}", vms, PORT) as net:
+        with metadata_rig(state, f"ubm{os.getpid() % 10000}", vms, PORT) as rig:
+            net = rig.net
             fresh = load(net, 50, 4, True, net.guests[:1])
             paced = load(net, 100, 5, False, net.guests)
             flat = load(net, 0, 5, False, net.guests)

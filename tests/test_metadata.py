@@ -10,7 +10,7 @@ import pytest
 
 from common import ipam
 from tests.test_ssh_keys import make_key
-from ucloud_aio.guestnet import GuestNet, guest_vm, metadata_rig, run
+from ucloud_aio.guestnet import MetadataRig, guest_vm, metadata_rig, run
 
 PORT = 8775
 USER_DATA = "#cloud-config\nhostname: a\n"
@@ -23,7 +23,7 @@ def vm_record(name: str, owner: str) -> dict:
 
 
 @pytest.fixture
-def meta(tmp_path: Path) -> Iterator[GuestNet]:
+def meta(tmp_path: Path) -> Iterator[MetadataRig]:
     vms = [
         (
             vm_record("a", "alice"),
@@ -31,46 +31,46 @@ def meta(tmp_path: Path) -> Iterator[GuestNet]:
         ),
         (vm_record("b", "bob"), {"ssh_keys": [{"name": "k-bob", "key": KEYS["b"][0]}]}),
     ]
-    with metadata_rig(tmp_path, f"umt{os.getpid() % 10000}", vms, PORT) as net:
-        yield net
+    with metadata_rig(tmp_path, f"umt{os.getpid() % 10000}", vms, PORT) as rig:
+        yield rig
 
 
-def test_each_vm_gets_its_own_keys_and_documents(meta: GuestNet) -> None:
-    a, b = meta.guests
-    assert meta.fetch(a, "/ssh-keys", PORT) == (200, KEYS["a"][0] + "\n")
-    assert meta.fetch(b, "/ssh-keys", PORT) == (200, KEYS["b"][0] + "\n")
+def test_each_vm_gets_its_own_keys_and_documents(meta: MetadataRig) -> None:
+    a, b = meta.net.guests
+    assert meta.net.fetch(a, "/ssh-keys", PORT) == (200, KEYS["a"][0] + "\n")
+    assert meta.net.fetch(b, "/ssh-keys", PORT) == (200, KEYS["b"][0] + "\n")
     uuid_a = vm_record("a", "alice")["uuid"]
-    assert meta.fetch(a, "/latest/meta-data/instance-id", PORT) == (200, uuid_a)
-    assert meta.fetch(a, "/latest/meta-data/hostname", PORT) == (200, "vm-a")
-    listing = meta.fetch(a, "/latest/meta-data/", PORT)[1].split()
+    assert meta.net.fetch(a, "/latest/meta-data/instance-id", PORT) == (200, uuid_a)
+    assert meta.net.fetch(a, "/latest/meta-data/hostname", PORT) == (200, "vm-a")
+    listing = meta.net.fetch(a, "/latest/meta-data/", PORT)[1].split()
     assert {"instance-id", "hostname", "local-hostname", "public-keys/"} <= set(listing)
-    assert meta.fetch(a, "/latest/meta-data/public-keys", PORT) == (200, "0=k-alice\n")
-    assert meta.fetch(a, "/latest/meta-data/public-keys/0/openssh-key", PORT) == (
+    assert meta.net.fetch(a, "/latest/meta-data/public-keys", PORT) == (200, "0=k-alice\n")
+    assert meta.net.fetch(a, "/latest/meta-data/public-keys/0/openssh-key", PORT) == (
         200,
         KEYS["a"][0] + "\n",
     )
-    assert meta.fetch(a, "/latest/meta-data/public-keys/1/openssh-key", PORT)[0] == 404
-    assert meta.fetch(a, "/latest/user-data", PORT) == (200, USER_DATA)
-    assert meta.fetch(b, "/latest/user-data", PORT)[0] == 404  # b has none
-    status, body = meta.fetch(b, "/openstack/latest/meta_data.json", PORT)
+    assert meta.net.fetch(a, "/latest/meta-data/public-keys/1/openssh-key", PORT)[0] == 404
+    assert meta.net.fetch(a, "/latest/user-data", PORT) == (200, USER_DATA)
+    assert meta.net.fetch(b, "/latest/user-data", PORT)[0] == 404  # b has none
+    status, body = meta.net.fetch(b, "/openstack/latest/meta_data.json", PORT)
     document = json.loads(body)
     assert status == 200 and document["uuid"] == vm_record("b", "bob")["uuid"]
     assert document["public_keys"] == {"k-bob": KEYS["b"][0]}
-    assert meta.fetch(a, "/nope", PORT)[0] == 404
+    assert meta.net.fetch(a, "/nope", PORT)[0] == 404
 
 
-def test_unknown_caller_gets_404(meta: GuestNet) -> None:
-    stranger = meta.add_guest("02:00:00:00:00:99")
-    meta.wait_link_local(stranger)
-    assert meta.fetch(stranger, "/ssh-keys", PORT)[0] == 404
+def test_unknown_caller_gets_404(meta: MetadataRig) -> None:
+    stranger = meta.net.add_guest("02:00:00:00:00:99")
+    meta.net.wait_link_local(stranger)
+    assert meta.net.fetch(stranger, "/ssh-keys", PORT)[0] == 404
 
 
-def test_spoofed_address_is_refused_or_unanswerable(meta: GuestNet) -> None:
-    a, b = meta.guests
-    assert meta.fetch(a, "/ssh-keys", PORT)[0] == 200  # the host knows a's address and MAC
+def test_spoofed_address_is_refused_or_unanswerable(meta: MetadataRig) -> None:
+    a, b = meta.net.guests
+    assert meta.net.fetch(a, "/ssh-keys", PORT)[0] == 200  # the host knows a's address and MAC
     victim = ipam.eui64("fe80::/64", MACS["a"])
     run("ip", "-n", b, "addr", "add", f"{victim}/64", "dev", "eth0", "nodad")
-    status, body = meta.fetch(b, "/ssh-keys", PORT, source=victim)
+    status, body = meta.net.fetch(b, "/ssh-keys", PORT, source=victim)
     assert KEYS["a"][0] not in body
     assert status in (0, 404), (status, body)
     # also taking a's MAC: the bridge then learns it on b's tap, which is not a's tap
@@ -78,6 +78,14 @@ def test_spoofed_address_is_refused_or_unanswerable(meta: GuestNet) -> None:
     run("ip", "-n", a, "link", "set", "eth0", "down")
     run("ip", "-n", b, "link", "set", "eth0", "address", MACS["a"])
     run("ip", "-n", b, "addr", "add", f"{victim}/64", "dev", "eth0", "nodad")
-    status, body = meta.fetch(b, "/ssh-keys", PORT, source=victim)
+    status, body = meta.net.fetch(b, "/ssh-keys", PORT, source=victim)
     assert KEYS["a"][0] not in body
     assert status in (0, 404), (status, body)
+
+
+def test_kill9_and_restart_serves_again(meta: MetadataRig) -> None:
+    """Its sockets and addresses are found again after kill -9 (level-triggered, reuseaddr)."""
+    meta.kill_meta()
+    assert meta.net.fetch(meta.net.guests[0], "/ssh-keys", PORT)[0] == 0  # nobody listening
+    meta.start_meta()
+    assert meta.net.fetch(meta.net.guests[1], "/ssh-keys", PORT) == (200, KEYS["b"][0] + "\n")

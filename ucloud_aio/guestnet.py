@@ -137,16 +137,44 @@ def guest_vm(uuid: str, name: str, owner: str, mac: str, prefix: str = "fd00:aa:
     }
 
 
+@dataclass
+class MetadataRig:
+    """ucloud-meta serving a GuestNet: its process can be killed and started again."""
+
+    net: GuestNet
+    argv: list[str]
+    log: Path
+    port: int
+    process: subprocess.Popen | None = None
+
+    def start_meta(self, timeout: float = 15.0) -> None:
+        """Start ucloud-meta in the host namespace; return once the first guest is answered."""
+        self.process = spawn(["ip", "netns", "exec", self.net.host, *self.argv], self.log)
+        deadline = time.monotonic() + timeout
+        while self.net.fetch(self.net.guests[0], "/ssh-keys", self.port)[0] != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"ucloud-meta does not answer; see {self.log}")
+            time.sleep(0.1)
+
+    def kill_meta(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process.wait()
+            self.process = None
+
+
 @contextmanager
 def metadata_rig(
     state: Path, prefix: str, vms: list[tuple[dict[str, Any], dict[str, Any]]], port: int
-) -> Iterator[GuestNet]:
+) -> Iterator[MetadataRig]:
     """ucloud-meta in host namespace `<prefix>h` with its own etcd (reached over the uplink),
     the (VM record, VM data) pairs stored, and a guest namespace per VM's first NIC. Yields once
     the first guest is answered; removes everything afterwards."""
     net = GuestNet(prefix)
     etcd = EtcdServer(state / "etcd", extra_hosts=[net.uplink_address])
-    process = None
+    conf = state / "meta.conf"
+    argv = [sys.executable, "-m", "ucloud_meta", "--config", str(conf)]
+    rig = MetadataRig(net, argv, state / "meta.log", port)
     try:
         net.create()
         etcd.start()
@@ -156,24 +184,15 @@ def metadata_rig(
             store.put(keys.vm_data(vm["uuid"]), data)
             net.add_guest(vm["networks"][0]["mac"])
         store.close()
-        conf = state / "meta.conf"
         conf.write_text(
             f"etcd_endpoints = [{net.uplink_address}]:{etcd.client_port}\n"
             f"hostname = h1\nmetadata_port = {port}\nmetrics_port = 0\nlog_level = WARNING\n"
         )
-        argv = [sys.executable, "-m", "ucloud_meta", "--config", str(conf)]
-        process = spawn(["ip", "netns", "exec", net.host, *argv], state / "meta.log")
         for guest in net.guests:
             net.wait_link_local(guest)
-        deadline = time.monotonic() + 15
-        while net.fetch(net.guests[0], "/ssh-keys", port)[0] != 200:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"ucloud-meta does not answer; see {state / 'meta.log'}")
-            time.sleep(0.1)
-        yield net
+        rig.start_meta()
+        yield rig
     finally:
-        if process is not None:
-            process.kill()
-            process.wait()
+        rig.kill_meta()
         etcd.kill()
         net.destroy()
