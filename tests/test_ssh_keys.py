@@ -144,3 +144,19 @@ def test_ldap_keys_are_offered_cached_and_refreshed(ldap_api: tuple[Api, Slapd])
     slapd.set_keys("carol", [make_key(7)])
     listed = carol.get("/v1/user/ssh-key").json
     assert [(k["key"], k.get("cached")) for k in listed[1:]] == [(make_key(7), None)]
+
+
+def test_admin_lists_local_and_directory_users(ldap_api: tuple[Api, Slapd]) -> None:
+    api, slapd = ldap_api
+    slapd.add_user("carol", [KEY1])
+    slapd.add_user("alice", [])
+    api.user("alice")  # alice is local and in LDAP: listed once, as local
+    listed = api.admin.get("/v1/user")
+    assert listed.status_code == 200 and "Warning" not in listed.headers
+    sources = {u["name"]: u["source"] for u in listed.json}
+    assert sources == {"admin": "local", "alice": "local", "carol": "ldap"}
+    assert all("seed" not in u for u in listed.json)
+    slapd.stop()
+    listed = api.admin.get("/v1/user")
+    assert listed.status_code == 200 and "unavailable" in listed.headers["Warning"]
+    assert {u["name"] for u in listed.json} == {"admin", "alice"}

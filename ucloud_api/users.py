@@ -1,11 +1,12 @@
-"""/v1/user (admin): create local OTP users (the seed is returned once) and list them."""
+"""/v1/user (admin): create local OTP users (the seed is returned once); list them with the
+LDAP directory's users."""
 
 from typing import Any
 
 from flask import Blueprint, jsonify
 
 from common.auth import create_local_user, public_account
-from common.errors import InvalidInput
+from common.errors import InvalidInput, Unavailable
 from common.store import keys
 from common.validation import NAME_SCHEMA, Field, Schema, name
 from ucloud_api.context import body, require_admin, services
@@ -39,6 +40,30 @@ def create() -> Any:
 
 @blueprint.get("/v1/user")
 def list_users() -> Any:
+    """Local accounts (`source: local`) and the LDAP directory's users without one
+    (`source: ldap`). An unreachable directory leaves its users out, said in a Warning header."""
     require_admin()
-    entries = services().store.list(keys.USER).entries
-    return jsonify([public_account(e.value) for e in entries if e.key.endswith("/account")])
+    svc = services()
+    entries = svc.store.list(keys.USER).entries
+    users = [
+        {**public_account(e.value), "source": "local"}
+        for e in entries
+        if e.key.endswith("/account")
+    ]
+    warning = None
+    if svc.directory is not None:
+        local = {u["name"] for u in users}
+        try:
+            found = svc.directory.users()
+        except Unavailable as error:
+            warning = f'199 ucloud "{error.message}; its users are left out"'
+        else:
+            users += [
+                {"name": u.name, "source": "ldap"}
+                for u in sorted(found, key=lambda u: u.name)
+                if u.name not in local
+            ]
+    response = jsonify(users)
+    if warning:
+        response.headers["Warning"] = warning
+    return response
