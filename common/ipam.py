@@ -10,7 +10,7 @@ the API knows it before the VM boots.
 
 import ipaddress
 import secrets
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from common.errors import Conflict
@@ -120,16 +120,24 @@ def new_nic(network: dict[str, Any], taken_slots: Iterable[int]) -> dict[str, An
     }
 
 
-def host_networks(hostname: str, vms: Iterable[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    """The networks a host carries (by VNI): those of the VMs assigned to it, not deleted.
-    Each as {"vni", "mtu", "prefix"}, from the VMs' NIC records."""
-    found: dict[int, dict[str, Any]] = {}
+def host_nics(
+    hostname: str, vms: Iterable[dict[str, Any]]
+) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(VM, NIC) for every NIC of the VMs assigned to this host, not deleted."""
     for vm in vms:
         if vm.get("host") != hostname or vm["desired"] == "deleted":
             continue
         for nic in vm.get("networks", []):
-            found[nic["vni"]] = {"vni": nic["vni"], "mtu": nic["mtu"], "prefix": nic["prefix"]}
-    return found
+            yield vm, nic
+
+
+def host_networks(hostname: str, vms: Iterable[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """The networks a host carries (by VNI): those of the VMs assigned to it, not deleted.
+    Each as {"vni", "mtu", "prefix"}, from the VMs' NIC records."""
+    return {
+        nic["vni"]: {"vni": nic["vni"], "mtu": nic["mtu"], "prefix": nic["prefix"]}
+        for _, nic in host_nics(hostname, vms)
+    }
 
 
 def mac_claims(vm: dict[str, Any]) -> list[Put]:

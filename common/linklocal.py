@@ -3,6 +3,8 @@ advertisements, fe80::a9fe:a9fe for the metadata service). Each daemon adds its 
 duplicate address detection: every host's bridge of a network carries the same ones on purpose,
 and the bridges of different hosts never see each other's frames from these addresses."""
 
+import socket
+
 from pyroute2 import IPRoute
 
 IFA_F_NODAD = 0x02
@@ -10,10 +12,10 @@ IFA_F_NODAD = 0x02
 
 def ensure(ipr: IPRoute, ifname: str, address: str) -> int | None:
     """Put `address`/64 on the link; its index, or None while the link does not exist."""
-    found = ipr.link_lookup(ifname=ifname)
-    if not found:
+    try:  # one syscall; pyroute2's link_lookup dumps every link, on every reconcile pass
+        index = socket.if_nametoindex(ifname)
+    except OSError:
         return None
-    index = found[0]
     present = {a.get_attr("IFA_ADDRESS") for a in ipr.get_addr(index=index, family=10)}
     if address not in present:
         ipr.addr("add", index=index, address=address, prefixlen=64, flags=IFA_F_NODAD)

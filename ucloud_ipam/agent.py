@@ -37,22 +37,21 @@ class IpamAgent:
 
     def reconcile(self) -> bool:
         """Serve every network whose bridge exists; True while some bridge is still missing."""
-        networks = ipam.host_networks(self.hostname, (e.value for e in self.vms.values()))
+        vms = [entry.value for entry in self.vms.values()]
+        networks = ipam.host_networks(self.hostname, vms)
         ready = [net for net in networks.values() if self._gateway(net["vni"])]
         self.sender.serve(
             Advert(net["vni"], net["prefix"], net["mtu"], tuple(self.dns)) for net in ready
         )
-        self._burst_for_new_nics({net["vni"] for net in ready})
+        self._burst_for_new_nics(vms, {net["vni"] for net in ready})
         return len(ready) < len(networks)
 
-    def _burst_for_new_nics(self, ready: set[int]) -> None:
+    def _burst_for_new_nics(self, vms: list[dict[str, Any]], ready: set[int]) -> None:
         """A NIC new on a served bridge (a hot attach, a VM arriving) gets frequent RAs for a
         few seconds, so its guest need not wait for its own router solicitation."""
         nics = {
             (nic["vni"], nic["mac"])
-            for entry in self.vms.values()
-            if entry.value.get("host") == self.hostname and entry.value["desired"] != "deleted"
-            for nic in entry.value.get("networks", [])
+            for _, nic in ipam.host_nics(self.hostname, vms)
             if nic["vni"] in ready
         }
         if self._nics is not None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
-from common import ipam, model, netnames
+from common import ipam, netnames
 
 NUD_VALID = 0x02 | 0x04 | 0x08 | 0x10 | 0x40 | 0x80  # reachable stale delay probe noarp permanent
 
@@ -36,14 +36,11 @@ def nic_addresses(nic: dict[str, Any]) -> list[str]:
 
 def index(hostname: str, vms: Iterable[dict[str, Any]]) -> dict[tuple[int, str], Nic]:
     """(vni, address) -> NIC of the VMs assigned to this host."""
-    found = {}
-    for vm in vms:
-        if vm.get("host") != hostname or vm["desired"] == model.DELETED:
-            continue
-        for nic in vm.get("networks", []):
-            for address in nic_addresses(nic):
-                found[(nic["vni"], address)] = Nic(vm["uuid"], nic["mac"])
-    return found
+    return {
+        (nic["vni"], address): Nic(vm["uuid"], nic["mac"])
+        for vm, nic in ipam.host_nics(hostname, vms)
+        for address in nic_addresses(nic)
+    }
 
 
 def normal(address: str) -> str:
