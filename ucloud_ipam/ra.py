@@ -79,7 +79,8 @@ class Sender:
     """One raw ICMPv6 socket per bridge, served by one thread."""
 
     def __init__(self) -> None:
-        self._adverts: dict[str, tuple[Advert, socket.socket, bytes]] = {}
+        # interface -> (what it says, socket bound to it, the message, interface index)
+        self._adverts: dict[str, tuple[Advert, socket.socket, bytes, int]] = {}
         self._lock = threading.Lock()
         self._last: dict[str, float] = {}
         self._bursts: dict[str, float] = {}  # interface -> until (monotonic)
@@ -95,11 +96,12 @@ class Sender:
                 self._adverts.pop(name)[1].close()
             for name, advert in wanted.items():
                 current = self._adverts.get(name)
-                if current is not None and current[0] == advert:
-                    continue
+                index = socket.if_nametoindex(name)
+                if current is not None and current[0] == advert and current[3] == index:
+                    continue  # a bridge made anew (other index) needs a socket bound to it
                 if current is not None:
                     current[1].close()
-                self._adverts[name] = (advert, self._open(name), build(advert))
+                self._adverts[name] = (advert, self._open(name, index), build(advert), index)
                 self._send(name, ALL_NODES)  # tell the link at once
                 log.info("advertising %s on %s (MTU %d)", advert.prefix, name, advert.mtu)
 
@@ -109,8 +111,7 @@ class Sender:
             self._bursts[interface] = time.monotonic() + BURST_LENGTH
 
     @staticmethod
-    def _open(name: str) -> socket.socket:
-        index = socket.if_nametoindex(name)
+    def _open(name: str, index: int) -> socket.socket:
         sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, name.encode())
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
@@ -129,9 +130,9 @@ class Sender:
         entry = self._adverts.get(name)
         if entry is None:
             return
-        _, sock, message = entry
+        _, sock, message, index = entry
         try:
-            sock.sendto(message, (destination, 0, 0, socket.if_nametoindex(name)))
+            sock.sendto(message, (destination, 0, 0, index))
             self._last[name] = time.monotonic()
         except OSError as error:
             log.warning("RA on %s to %s failed: %s", name, destination, error)
@@ -175,6 +176,6 @@ class Sender:
         self._stop.set()
         self._thread.join(timeout=2)
         with self._lock:
-            for _, sock, _ in self._adverts.values():
+            for _, sock, _, _ in self._adverts.values():
                 sock.close()
             self._adverts.clear()
