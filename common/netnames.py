@@ -2,13 +2,22 @@
 ucloud-vm (plugs NICs into taps) and ucloud-ipam (router advertisements on bridges).
 Linux allows 15 characters."""
 
+import re
+
 GATEWAY_LINK_LOCAL = "fe80::1"  # the same router address on every host's bridge of a network
 # ucloud-meta on every bridge: the link-local address OpenStack uses for IPv6 metadata
 METADATA_LINK_LOCAL = "fe80::a9fe:a9fe"
+_BRIDGE = re.compile(r"^ubr(\d+)$")
 
 
 def bridge(vni: int) -> str:
     return f"ubr{vni}"
+
+
+def bridge_vni(name: str) -> int | None:
+    """The VNI of a bridge named by bridge(); None for any other name."""
+    match = _BRIDGE.match(name)
+    return int(match.group(1)) if match else None
 
 
 def vxlan(vni: int) -> str:

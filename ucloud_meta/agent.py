@@ -63,7 +63,7 @@ class MetaAgent:
 
     def identify(self, bridge: str, source: str) -> callers.Nic | None:
         address = callers.normal(source)
-        nic = self.nics.get((int(bridge.removeprefix("ubr")), address))
+        nic = self.nics.get((netnames.bridge_vni(bridge), address))
         if nic is None:
             return None
         if not self.links.genuine(bridge, address, nic):

@@ -19,7 +19,6 @@ log = logging.getLogger(__name__)
 
 VXLAN_PORT = 4789
 ANY_MAC = "00:00:00:00:00:00"
-_BRIDGE = re.compile(r"^ubr(\d+)$")
 _VXLAN = re.compile(r"^uvx(\d+)$")
 _TAP = re.compile(r"^ut[0-9a-f]{12}$")
 NO_ADDRESS = {"attrs": [("AF_INET6", {"attrs": [("IFLA_INET6_ADDR_GEN_MODE", 1)]})]}
@@ -52,14 +51,14 @@ class LinuxNetwork(NetworkDriver):
         vxlans = {}
         for link in dumped:
             name = link.get_attr("IFLA_IFNAME")
-            if match := _BRIDGE.match(name):
-                links.networks[int(match.group(1))] = link.get_attr("IFLA_MTU")
+            if (vni := netnames.bridge_vni(name)) is not None:
+                links.networks[vni] = link.get_attr("IFLA_MTU")
             elif match := _VXLAN.match(name):
                 vxlans[link["index"]] = int(match.group(1))
                 links.peers[int(match.group(1))] = set()
             elif _TAP.match(name):
-                bridge = _BRIDGE.match(names.get(link.get_attr("IFLA_MASTER"), "") or "")
-                links.taps[name] = int(bridge.group(1)) if bridge else -1
+                vni = netnames.bridge_vni(names.get(link.get_attr("IFLA_MASTER"), "") or "")
+                links.taps[name] = -1 if vni is None else vni
         # A network with only one of its two links is incomplete (MTU 0): plan adds it again.
         for vni in set(vxlans.values()) ^ set(links.networks):
             links.networks[vni] = 0
