@@ -5,7 +5,6 @@ looks to ucloud-meta exactly like one from a guest."""
 
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from typing import Any
 from common import ipam, netnames
 from common.store import Store, keys
 from ucloud_aio.etcd import EtcdServer
-from ucloud_aio.procs import spawn
+from ucloud_aio.procs import spawn, wait_until
 
 FETCH = """
 import http.client, socket, sys
@@ -98,13 +97,12 @@ class GuestNet:
 
     def wait_link_local(self, guest: str, timeout: float = 10.0) -> None:
         """Until the guest's link-local address passed DAD (it cannot send from it before)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def usable() -> bool:
             out = run("ip", "-n", guest, "-6", "addr", "show", "dev", "eth0", "scope", "link")
-            if "inet6" in out and "tentative" not in out:
-                return
-            time.sleep(0.05)
-        raise AssertionError(f"{guest}: no usable link-local address")
+            return "inet6" in out and "tentative" not in out
+
+        wait_until(usable, timeout, f"a usable link-local address in {guest}")
 
     def fetch(self, guest: str, path: str, port: int, source: str = "") -> tuple[int, str]:
         """GET http://[fe80::a9fe:a9fe%eth0]:port/path from the guest: (status or 0, body)."""
@@ -150,11 +148,12 @@ class MetadataRig:
     def start_meta(self, timeout: float = 15.0) -> None:
         """Start ucloud-meta in the host namespace; return once the first guest is answered."""
         self.process = spawn(["ip", "netns", "exec", self.net.host, *self.argv], self.log)
-        deadline = time.monotonic() + timeout
-        while self.net.fetch(self.net.guests[0], "/ssh-keys", self.port)[0] != 200:
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"ucloud-meta does not answer; see {self.log}")
-            time.sleep(0.1)
+        wait_until(
+            lambda: self.net.fetch(self.net.guests[0], "/ssh-keys", self.port)[0] == 200,
+            timeout,
+            f"ucloud-meta to answer (see {self.log})",
+            interval=0.1,
+        )
 
     def kill_meta(self) -> None:
         if self.process is not None:
