@@ -11,7 +11,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Protocol
 
-from ucloud_meta.documents import NOT_FOUND, Answer
+from ucloud_meta.documents import NOT_FOUND, TEXT, Answer
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ class _Handler(BaseHTTPRequestHandler):
             answer = NOT_FOUND if self._caller is None else service.answer(self._caller, path)
         except Exception:
             log.exception("answering %s on %s failed", path[:100], self.server.bridge)
-            answer = Answer(503, "text/plain", b"metadata unavailable, try again\n")
+            answer = Answer(503, TEXT, b"metadata unavailable, try again\n")
         self._send(answer, with_body)
 
     def _send(self, answer: Answer, with_body: bool) -> None:
