@@ -210,7 +210,7 @@ OPTIONS: dict[str, Option] = {
         ),
         Option("scheduler_lease_ttl", "3", int, "seconds the scheduler leader's lease lasts"),
         Option("run_dir", "/run/ucloud", str, "per-VM sockets and logs: <run_dir>/vm/<uuid>/"),
-        Option("hypervisor", "qemu", _choice("qemu"), "hypervisor driver (bhyve on FreeBSD later)"),
+        Option("hypervisor", "qemu", str, "hypervisor driver: qemu (bhyve on FreeBSD later)"),
         Option(
             "accel",
             "auto",

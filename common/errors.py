@@ -1,6 +1,8 @@
 """The error types every layer raises. Only ucloud_api/errors.py maps them to HTTP status codes;
 storage and driver code never speaks HTTP."""
 
+import click
+
 
 class UcloudError(Exception):
     """Base class; the message is safe to show to the caller."""
@@ -32,3 +34,8 @@ class Conflict(UcloudError):
 
 class Unavailable(UcloudError):
     """A dependency (etcd, the OTP server) cannot be reached right now; retrying may help."""
+
+
+class ConfigError(UcloudError, click.UsageError):
+    """The configuration names something that does not exist (an unknown driver, say). Raised
+    inside a daemon's click command, it ends the daemon with the message and exit status 2."""

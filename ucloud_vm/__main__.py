@@ -27,7 +27,7 @@ from ucloud_vm.agent import VMAgent
 def main(config_path: str | None, **flags: Any) -> None:
     """Run the VMs the scheduler assigned to this host, as their desired state says."""
     config = daemon.start("ucloud-vm", config_path, flags)
-    driver = drivers.load(config.hypervisor, config)
+    driver = drivers.HYPERVISORS.load(config.hypervisor, config)
     store = Store.from_config(config)
     agent = VMAgent(store, config, driver, imagestore.from_config(config))
     daemon.stop_on_signals(agent.stop, agent.wake.set)

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from ucloud_vm.driver import Hypervisor, HypervisorError, PowerState, VMSpec
 from ucloud_vm.drivers.qemu import accel as accelerators
@@ -38,6 +39,10 @@ class QemuDriver(Hypervisor):
         self.accel = accelerators.choose(accel)
         self._children: dict[str, subprocess.Popen] = {}
         log.info("qemu driver: accelerator %s, run dir %s", self.accel, self.vm_root)
+
+    @classmethod
+    def from_config(cls, config: Any) -> "QemuDriver":
+        return cls(config.run_dir, accel=config.accel)
 
     def run_dir(self, uuid: str) -> Path:
         return self.vm_root / uuid
