@@ -11,11 +11,12 @@ from pathlib import Path
 
 from bench.util import machine, print_table
 from common import model
+from common.poll import wait_until
 from common.store import Put, Store, keys
 from common.store.mirror import Mirror
 from ucloud_aio.cloud import venv_script
 from ucloud_aio.etcd import EtcdServer
-from ucloud_aio.procs import spawn, stop_process, wait_until
+from ucloud_aio.procs import spawn, stop_process
 
 GiB = 1024**3
 

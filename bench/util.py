@@ -7,6 +7,8 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from common.poll import wait_until
+
 
 def percentile(samples: Sequence[float], p: float) -> float:
     ordered = sorted(samples)
@@ -52,9 +54,5 @@ def machine() -> str:
 
 def until(check: Callable[[], Any], timeout: float = 60, interval: float = 0.005) -> float:
     """Poll until check() is true; returns time.monotonic() at that moment."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise TimeoutError("benchmark step timed out")
-        time.sleep(interval)
+    wait_until(check, timeout, "a benchmark step", interval)
     return time.monotonic()

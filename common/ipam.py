@@ -1,11 +1,8 @@
 """Address management: VNIs, /64 prefixes and MACs, claimed in etcd with create-if-absent keys so
 two creators can never get the same one; a VM's IPv6 address follows from its MAC (EUI-64), so
 the API knows it before the VM boots.
-
-    /v1/network/<owner>/<name>     the network {uuid, name, owner, vni, prefix, mtu, status}
-    /v1/ipam/vni/<vni>             {"network": "<owner>/<name>"}
-    /v1/ipam/prefix/<index>        {"network": ...}; index-th /64 of the pool
-    /v1/ipam/mac/<mac>             {"vm": uuid}
+Keys (common/store/keys.py): the network at keys.network(owner, name) {uuid, name, owner, vni,
+prefix, mtu, status}; its claims keys.vni(vni) and keys.net_prefix(index); a NIC's MAC keys.mac.
 """
 
 import ipaddress
@@ -14,22 +11,10 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from common.errors import Conflict
-from common.store import Delete, Put, Store, absent
+from common.store import Delete, Put, Store, Transaction, absent, keys
 
-NETWORK = "/v1/network/"
-VNI = "/v1/ipam/vni/"
-PREFIX = "/v1/ipam/prefix/"
-MAC = "/v1/ipam/mac/"
 ACTIVE, DELETING = "ACTIVE", "DELETING"
 MAX_NICS = 8  # hot-pluggable slots per VM (qemu pcie-root-ports)
-
-
-def network_key(owner: str, name: str) -> str:
-    return f"{NETWORK}{owner}/{name}"
-
-
-def mac_key(mac: str) -> str:
-    return MAC + mac
 
 
 def _lowest_free(taken: set[int], first: int, last: int) -> int | None:
@@ -50,17 +35,19 @@ def claim_network(
 ) -> dict[str, Any]:
     """Create the network with the lowest free VNI and /64, atomically. Conflict when the name is
     taken or a pool is exhausted."""
-    key = network_key(owner, name)
+    key = keys.network(owner, name)
     prefixes = list(pool.subnets(new_prefix=64)) if pool.prefixlen < 64 else [pool]
-    for _attempt in range(20):
-        if store.get(key) is not None:
+
+    def claim(txn: Transaction) -> dict[str, Any]:
+        if txn.get(key) is not None:
             raise Conflict(f"you have a network named {name!r} already")
-        vni = _lowest_free({int(e.key.rsplit("/", 1)[1]) for e in store.list(VNI).entries}, *vnis)
+        vni = _lowest_free(
+            {int(keys.last_part(e.key)) for e in store.list(keys.VNI).entries}, *vnis
+        )
         if vni is None:
             raise Conflict("no free VXLAN id left (network_vnis exhausted)")
-        index = _lowest_free(
-            {int(e.key.rsplit("/", 1)[1]) for e in store.list(PREFIX).entries}, 0, len(prefixes) - 1
-        )
+        taken = {int(keys.last_part(e.key)) for e in store.list(keys.NET_PREFIX).entries}
+        index = _lowest_free(taken, 0, len(prefixes) - 1)
         if index is None:
             raise Conflict("no free /64 left (network_prefixes exhausted)")
         network = {
@@ -70,23 +57,23 @@ def claim_network(
             "mtu": mtu,
             "status": ACTIVE,
         }
-        claim = {"network": f"{owner}/{name}"}
-        done = store.txn(
-            [absent(key), absent(f"{VNI}{vni}"), absent(f"{PREFIX}{index}")],
-            [Put(key, network), Put(f"{VNI}{vni}", claim), Put(f"{PREFIX}{index}", claim)],
-        )
-        if done.succeeded:
-            return network
-    raise Conflict("too many concurrent network creations; try again")
+        claimed = {"network": f"{owner}/{name}"}
+        txn.require(absent(keys.vni(vni)), absent(keys.net_prefix(index)))
+        txn.put(key, network)
+        txn.put(keys.vni(vni), claimed)
+        txn.put(keys.net_prefix(index), claimed)
+        return network
+
+    return store.transact(claim).value
 
 
 def release_network_ops(network: dict[str, Any], pool: ipaddress.IPv6Network) -> list[Delete]:
     prefix = ipaddress.IPv6Network(network["prefix"])
     index = (int(prefix.network_address) - int(pool.network_address)) >> 64
     return [
-        Delete(network_key(network["owner"], network["name"])),
-        Delete(f"{VNI}{network['vni']}"),
-        Delete(f"{PREFIX}{index}"),
+        Delete(keys.network(network["owner"], network["name"])),
+        Delete(keys.vni(network["vni"])),
+        Delete(keys.net_prefix(index)),
     ]
 
 
@@ -141,8 +128,8 @@ def host_networks(hostname: str, vms: Iterable[dict[str, Any]]) -> dict[int, dic
 
 
 def mac_claims(vm: dict[str, Any]) -> list[Put]:
-    return [Put(mac_key(nic["mac"]), {"vm": vm["uuid"]}) for nic in vm.get("networks", [])]
+    return [Put(keys.mac(nic["mac"]), {"vm": vm["uuid"]}) for nic in vm.get("networks", [])]
 
 
 def mac_releases(vm: dict[str, Any]) -> list[Delete]:
-    return [Delete(mac_key(nic["mac"])) for nic in vm.get("networks", [])]
+    return [Delete(keys.mac(nic["mac"])) for nic in vm.get("networks", [])]

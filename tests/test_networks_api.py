@@ -34,7 +34,7 @@ def test_create_list_show_delete(api: Api) -> None:
     assert [n["owner"] for n in bob.get("/v1/network").json] == ["bob"]
     assert alice.delete("/v1/network/net1").status_code == 200
     assert alice.get("/v1/network/net1").status_code == 404
-    assert api.store.get(f"{ipam.VNI}{record['vni']}") is None
+    assert api.store.get(f"{keys.VNI}{record['vni']}") is None
     # the freed VNI and /64 are reused
     again = alice.post("/v1/network", {"name": "net2"}).json
     assert (again["vni"], again["prefix"]) == (record["vni"], record["prefix"])
@@ -50,7 +50,7 @@ def test_bad_network_input(api: Api) -> None:
     ):
         assert alice.post("/v1/network", body).status_code == status
     assert alice.delete("/v1/network/nope").status_code == 404
-    assert api.store.count(ipam.NETWORK) == 0
+    assert api.store.count(keys.NETWORK) == 0
 
 
 def test_concurrent_creates_never_share_a_vni_or_prefix(api: Api) -> None:
@@ -89,7 +89,7 @@ def test_vm_nics_attach_detach_and_delete_refused_while_attached(api: Api) -> No
     assert nic["network"] == "net1" and nic["vni"] == net1["vni"] and nic["slot"] == 0
     assert int(nic["mac"].split(":")[0], 16) & 0x03 == 0x02  # locally administered unicast
     assert nic["ipv6"] == ipam.eui64(net1["prefix"], nic["mac"])
-    assert api.store.get(ipam.mac_key(nic["mac"])).value == {"vm": vm.json["uuid"]}
+    assert api.store.get(keys.mac(nic["mac"])).value == {"vm": vm.json["uuid"]}
     uuid = vm.json["uuid"]
     deleting = alice.delete("/v1/network/net1")
     assert deleting.status_code == 409 and "attached" in deleting.json["error"]
@@ -107,7 +107,7 @@ def test_vm_nics_attach_detach_and_delete_refused_while_attached(api: Api) -> No
     detached = alice.delete(f"/v1/vm/{uuid}/networks/net1")
     assert detached.status_code == 202
     assert [n["network"] for n in detached.json["networks"]] == ["net2"]
-    assert api.store.get(ipam.mac_key(nic["mac"])) is None
+    assert api.store.get(keys.mac(nic["mac"])) is None
     assert alice.delete(f"/v1/vm/{uuid}/networks/net1").status_code == 404
     assert alice.delete("/v1/network/net1").status_code == 200
     # another user cannot use or see alice's networks
@@ -117,4 +117,4 @@ def test_vm_nics_attach_detach_and_delete_refused_while_attached(api: Api) -> No
     # deleting the (never placed) VM releases its MACs
     mac = detached.json["networks"][0]["mac"]
     alice.delete(f"/v1/vm/{uuid}")
-    assert api.store.get(ipam.mac_key(mac)) is None and api.store.get(keys.vm(uuid)) is None
+    assert api.store.get(keys.mac(mac)) is None and api.store.get(keys.vm(uuid)) is None

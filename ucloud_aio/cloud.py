@@ -26,6 +26,7 @@ import requests
 from common import config as configuration
 from common.auth import create_local_user
 from common.errors import Conflict
+from common.poll import wait_until
 from common.store import Store, keys
 from ucloud_aio.etcd import EtcdServer
 from ucloud_aio.guest import ensure_tiny_image
@@ -37,7 +38,6 @@ from ucloud_aio.procs import (
     pid_alive,
     pids_mentioning,
     spawn,
-    wait_until,
 )
 
 log = logging.getLogger(__name__)

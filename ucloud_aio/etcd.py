@@ -6,7 +6,8 @@ from pathlib import Path
 
 import requests
 
-from ucloud_aio.procs import free_port, kill_process, spawn, stop_process, wait_until
+from common.poll import wait_until
+from ucloud_aio.procs import free_port, kill_process, spawn, stop_process
 
 
 class EtcdServer:

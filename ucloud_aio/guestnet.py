@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from common import ipam, netnames
+from common.poll import wait_until
 from common.store import Store, keys
 from ucloud_aio.etcd import EtcdServer
-from ucloud_aio.procs import spawn, wait_until
+from ucloud_aio.procs import spawn
 
 FETCH = """
 import http.client, socket, sys

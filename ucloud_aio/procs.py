@@ -6,7 +6,6 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 
@@ -33,18 +32,6 @@ def spawn(
         )
     with open(log_path, "ab") as log:
         return subprocess.Popen(argv, stdout=log, stderr=log, env=env, start_new_session=True)
-
-
-def wait_until(
-    check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05
-) -> None:
-    """Poll `check` until it is true; raise TimeoutError naming `what` otherwise."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def stop_process(process: subprocess.Popen, timeout: float = 5.0) -> None:

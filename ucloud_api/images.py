@@ -17,7 +17,7 @@ from common import imagestore, model
 from common.auth import Caller
 from common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from common.images import inspect_qcow2
-from common.store import Delete, Put, Store, absent, keys, mod_revision_is
+from common.store import Delete, Put, Reader, absent, keys, mod_revision_is
 from common.store.client import Entry
 from common.validation import NAME_SCHEMA, Field, Schema, absolute_path, name
 from ucloud_api.context import body, caller, services
@@ -49,7 +49,7 @@ def visible(image: dict[str, Any], who: Caller) -> bool:
     return image["public"] or who.may_access(image["owner"])
 
 
-def resolve(store: Store, who: Caller, reference: str) -> Entry:
+def resolve(store: Reader, who: Caller, reference: str) -> Entry:
     """The image a VM request names, by uuid or name (the caller's own first, then public)."""
     entry = store.get(keys.image(reference)) if len(reference) == 36 else None
     if entry is None:

@@ -12,7 +12,7 @@ from flask import Blueprint, jsonify
 from common import ipam, model
 from common.auth import Caller
 from common.errors import Conflict, NotFound
-from common.store import Put, Store, keys, mod_revision_is
+from common.store import Put, Reader, keys, mod_revision_is
 from common.store.client import Entry
 from common.validation import NAME_SCHEMA, Field, Schema, name
 from ucloud_api.context import body, caller, services
@@ -33,9 +33,9 @@ CREATE = Schema(
 ATTACH = Schema("NetworkAttach", [Field("network", name, NAME_SCHEMA, help="your network")])
 
 
-def owned(store: Store, owner: str, network: str) -> Entry:
+def owned(store: Reader, owner: str, network: str) -> Entry:
     """The owner's network, ACTIVE, or NotFound/Conflict."""
-    entry = store.get(ipam.network_key(owner, network))
+    entry = store.get(keys.network(owner, network))
     if entry is None:
         raise NotFound(f"unknown network {network!r}")
     if entry.value["status"] != ipam.ACTIVE:
@@ -73,13 +73,13 @@ def create() -> Any:
 @blueprint.get("/v1/network")
 def list_networks() -> Any:
     who = caller()
-    prefix = ipam.NETWORK if who.admin else f"{ipam.NETWORK}{who.name}/"
+    prefix = keys.NETWORK if who.admin else f"{keys.NETWORK}{who.name}/"
     return jsonify([e.value for e in services().store.list(prefix).entries])
 
 
 @blueprint.get("/v1/network/<network>")
 def show(network: str) -> Any:
-    entry = services().store.get(ipam.network_key(caller().name, network))
+    entry = services().store.get(keys.network(caller().name, network))
     if entry is None:
         raise NotFound(f"unknown network {network!r}")
     return jsonify(entry.value)

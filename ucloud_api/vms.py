@@ -2,7 +2,8 @@
 
 The API only writes desired state (`desired`, a reboot request) and never the observed fields
 (`status`, `host`) except where no agent owns the VM yet: a VM without a host is deleted here.
-Every change is a transaction on the record's mod_revision (Store.update).
+Every change is a `Store.transact` body: it reads what it depends on, the commit holds only if
+none of that changed, and a lost race runs it again.
 """
 
 from typing import Any
@@ -13,7 +14,7 @@ from flask import Blueprint, Response, jsonify, request
 from common import ipam, model
 from common.auth import Caller
 from common.errors import Conflict, Forbidden, InvalidInput, NotFound
-from common.store import Delete, Put, Store, absent, keys, mod_revision_is
+from common.store import Reader, Transaction, absent, keys
 from common.store.client import Entry
 from common.validation import (
     NAME_SCHEMA,
@@ -84,7 +85,7 @@ CREATE = Schema(
 )
 
 
-def visible_vm(store: Store, who: Caller, uuid: str) -> Entry:
+def visible_vm(store: Reader, who: Caller, uuid: str) -> Entry:
     """The VM if it exists and the caller may act on it (404 / 403 otherwise)."""
     entry = store.get(keys.vm(uuid)) if len(uuid) <= 64 and "/" not in uuid else None
     if entry is None:
@@ -99,35 +100,29 @@ def create() -> Any:
     who = caller()
     spec = CREATE.parse(body({"vm_name": "name"}))
     store = services().store
-    nets = [networks.owned(store, who.name, n) for n in dict.fromkeys(spec.get("networks", []))]
     chosen = _chosen_keys(who.name, spec.get("ssh_keys"))
     spec["ssh_keys"] = [key.name for key in chosen]
-    image = images.resolve(store, who, spec["image"])
-    if spec["os_ssd"] < image.value["size"]:
-        raise InvalidInput(
-            f"os_ssd: {spec['os_ssd']} bytes is smaller than image {image.value['name']!r}"
-            f" ({image.value['size']} bytes)"
-        )
-    vm = model.new_vm(spec, who.name, image.value)
-    for net in nets:
-        vm["networks"].append(ipam.new_nic(net.value, [n["slot"] for n in vm["networks"]]))
-    # The image and networks must still be the ones we read (not being deleted) when the VM
-    # appears; its MACs are claimed in the same transaction.
-    result = store.txn(
-        [
-            mod_revision_is(image.key, image.mod_revision),
-            *(mod_revision_is(n.key, n.mod_revision) for n in nets),
-            *(absent(ipam.mac_key(nic["mac"])) for nic in vm["networks"]),
-        ],
-        [
-            Put(keys.vm(vm["uuid"]), vm),
-            Put(keys.vm_data(vm["uuid"]), _vm_data(chosen, spec.get("user_data"))),
-            *ipam.mac_claims(vm),
-        ],
-    )
-    if not result.succeeded:
-        raise Conflict("the image or a network changed meanwhile (being deleted?); try again")
-    return jsonify(vm), 201
+
+    def create_vm(txn: Transaction) -> dict[str, Any]:
+        # The image and networks must still be the ones read (not being deleted) when the VM
+        # appears; its MACs are claimed in the same transaction.
+        image = images.resolve(txn, who, spec["image"])
+        if spec["os_ssd"] < image.value["size"]:
+            raise InvalidInput(
+                f"os_ssd: {spec['os_ssd']} bytes is smaller than image {image.value['name']!r}"
+                f" ({image.value['size']} bytes)"
+            )
+        nets = [networks.owned(txn, who.name, n) for n in dict.fromkeys(spec.get("networks", []))]
+        vm = model.new_vm(spec, who.name, image.value)
+        for net in nets:
+            vm["networks"].append(ipam.new_nic(net.value, [n["slot"] for n in vm["networks"]]))
+        txn.require(*(absent(keys.mac(nic["mac"])) for nic in vm["networks"]))
+        txn.put(keys.vm(vm["uuid"]), vm)
+        txn.put(keys.vm_data(vm["uuid"]), _vm_data(chosen, spec.get("user_data")))
+        txn.write(ipam.mac_claims(vm))
+        return vm
+
+    return jsonify(store.transact(create_vm).value), 201
 
 
 def _chosen_keys(owner: str, names: list[str] | None) -> list[sshkeys.UserKey]:
@@ -174,13 +169,19 @@ def show(uuid: str) -> Any:
 
 
 def _change(uuid: str, mutate: Any) -> Any:
-    """Apply mutate(vm) -> vm to a visible VM, transactionally; 202 with the new record."""
-    store = services().store
-    visible_vm(store, caller(), uuid)
-    entry = store.update(keys.vm(uuid), mutate)
-    if entry is None:
-        raise NotFound(f"unknown VM {uuid!r}")
-    return jsonify(entry.value), 202
+    """Apply mutate(vm) -> vm (None: no change) to a visible VM, transactionally; 202 with the
+    record as it is then."""
+    who = caller()
+
+    def change(txn: Transaction) -> dict[str, Any]:
+        entry = visible_vm(txn, who, uuid)
+        vm = mutate(entry.copy_value())
+        if vm is None:
+            return entry.value
+        txn.put(entry.key, vm)
+        return vm
+
+    return jsonify(services().store.transact(change).value), 202
 
 
 def _not_deleted(vm: dict[str, Any]) -> None:
@@ -275,71 +276,57 @@ def migrate(uuid: str) -> Any:
 
 @blueprint.delete("/v1/vm/<uuid>")
 def delete(uuid: str) -> Any:
-    store = services().store
-    while True:
-        entry = visible_vm(store, caller(), uuid)
-        vm = entry.copy_value()
+    who = caller()
+
+    def remove(txn: Transaction) -> dict[str, Any]:
+        vm = visible_vm(txn, who, uuid).copy_value()
         if vm["host"] is None and vm["status"] == model.PENDING:
-            # Never placed, no disks: release it here (the compare loses against a placement).
-            gone = store.txn(
-                [mod_revision_is(entry.key, entry.mod_revision)],
-                model.release_ops(vm),
-            )
-            if gone.succeeded:
-                vm.update(desired=model.DELETED, status="DELETED")
-                return jsonify(model.add_log(vm, "deleted")), 202
-            continue
-        if vm["desired"] == model.DELETED:
-            return jsonify(vm), 202
-        vm["desired"] = model.DELETED
-        model.add_log(vm, "delete requested")
-        done = store.txn([mod_revision_is(entry.key, entry.mod_revision)], [Put(entry.key, vm)])
-        if done.succeeded:
-            return jsonify(vm), 202
+            # Never placed, no disks: released here (the commit loses against a placement).
+            txn.write(model.release_ops(vm))
+            vm.update(desired=model.DELETED, status="DELETED")
+            return model.add_log(vm, "deleted")
+        if vm["desired"] != model.DELETED:
+            vm["desired"] = model.DELETED
+            txn.put(keys.vm(uuid), model.add_log(vm, "delete requested"))
+        return vm
+
+    return jsonify(services().store.transact(remove).value), 202
 
 
 @blueprint.post("/v1/vm/<uuid>/networks")
 def attach(uuid: str) -> Any:
     """Attach one of the owner's networks (hot, on a running VM): a new NIC with its own MAC."""
-    store = services().store
     spec = networks.ATTACH.parse(body())
-    while True:
-        entry = visible_vm(store, caller(), uuid)
-        vm = entry.copy_value()
+
+    def plug(txn: Transaction) -> dict[str, Any]:
+        vm = visible_vm(txn, caller(), uuid).copy_value()
         _not_deleted(vm)
         if any(n["network"] == spec["network"] for n in vm["networks"]):
             raise Conflict(f"VM {uuid} is attached to {spec['network']!r} already")
-        net = networks.owned(store, vm["owner"], spec["network"])
+        net = networks.owned(txn, vm["owner"], spec["network"])
         nic = ipam.new_nic(net.value, [n["slot"] for n in vm["networks"]])
         vm["networks"].append(nic)
         model.add_log(vm, f"network {spec['network']} attached ({nic['ipv6']})")
-        done = store.txn(
-            [
-                mod_revision_is(entry.key, entry.mod_revision),
-                mod_revision_is(net.key, net.mod_revision),
-                absent(ipam.mac_key(nic["mac"])),
-            ],
-            [Put(entry.key, vm), Put(ipam.mac_key(nic["mac"]), {"vm": uuid})],
-        )
-        if done.succeeded:
-            return jsonify(vm), 202
+        txn.require(absent(keys.mac(nic["mac"])))
+        txn.put(keys.vm(uuid), vm)
+        txn.put(keys.mac(nic["mac"]), {"vm": uuid})
+        return vm
+
+    return jsonify(services().store.transact(plug).value), 202
 
 
 @blueprint.delete("/v1/vm/<uuid>/networks/<network>")
 def detach(uuid: str, network: str) -> Any:
-    store = services().store
-    while True:
-        entry = visible_vm(store, caller(), uuid)
-        vm = entry.copy_value()
+    def unplug(txn: Transaction) -> dict[str, Any]:
+        vm = visible_vm(txn, caller(), uuid).copy_value()
         _not_deleted(vm)
         nics = [n for n in vm["networks"] if n["network"] == network]
         if not nics:
             raise NotFound(f"VM {uuid} is not attached to {network!r}")
         vm["networks"] = [n for n in vm["networks"] if n["network"] != network]
         model.add_log(vm, f"network {network} detached")
-        done = store.txn(
-            [mod_revision_is(entry.key, entry.mod_revision)],
-            [Put(entry.key, vm), Delete(ipam.mac_key(nics[0]["mac"]))],
-        )
-        if done.succeeded:
-            return jsonify(vm), 202
+        txn.put(keys.vm(uuid), vm)
+        txn.delete(keys.mac(nics[0]["mac"]))
+        return vm
+
+    return jsonify(services().store.transact(unplug).value), 202

@@ -8,12 +8,15 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
-from common import agentloop, ipam, linklocal, netnames
+from common import ipam, linklocal, netnames
+from common.runner import Runner
 from common.store import Store, keys
 from common.store.mirror import Mirror
 from ucloud_ipam.ra import Advert, Sender
 
 log = logging.getLogger(__name__)
+
+SOON, IDLE = 0.1, 2.0  # seconds to the next pass: a bridge is missing / all served
 
 
 class IpamAgent:
@@ -30,13 +33,14 @@ class IpamAgent:
 
     def run(self) -> None:
         self.vms.start()
-        agentloop.reconcile_until_stopped(self.vms, self.stop, self.wake, self.reconcile)
+        Runner("ucloud-ipam", self.reconcile, [self.vms], self.wake, self.stop, IDLE).run()
         self.vms.stop()
         self.sender.close()
         self.ipr.close()
 
-    def reconcile(self) -> bool:
-        """Serve every network whose bridge exists; True while some bridge is still missing."""
+    def reconcile(self) -> float | None:
+        """Serve every network whose bridge exists; while a bridge is still missing (ucloud-net
+        is about to make it), come back soon, so a new NIC is served before its guest asks."""
         vms = [entry.value for entry in self.vms.values()]
         networks = ipam.host_networks(self.hostname, vms)
         ready = [net for net in networks.values() if self._gateway(net["vni"])]
@@ -44,7 +48,7 @@ class IpamAgent:
             Advert(net["vni"], net["prefix"], net["mtu"], tuple(self.dns)) for net in ready
         )
         self._burst_for_new_nics(vms, {net["vni"] for net in ready})
-        return len(ready) < len(networks)
+        return SOON if len(ready) < len(networks) else None
 
     def _burst_for_new_nics(self, vms: list[dict[str, Any]], ready: set[int]) -> None:
         """A NIC new on a served bridge (a hot attach, a VM arriving) gets frequent RAs for a

@@ -7,7 +7,8 @@ from typing import Any
 
 from pyroute2 import IPRoute
 
-from common import agentloop, ipam, linklocal, netnames
+from common import ipam, linklocal, netnames
+from common.runner import Runner
 from common.store import Store, keys
 from common.store.mirror import Mirror
 from ucloud_meta import callers, documents
@@ -15,6 +16,8 @@ from ucloud_meta.documents import NOT_FOUND, Answer
 from ucloud_meta.server import BridgeServer
 
 log = logging.getLogger(__name__)
+
+SOON, IDLE = 0.1, 2.0  # seconds to the next pass: a bridge is missing / all served
 
 
 class MetaAgent:
@@ -33,15 +36,16 @@ class MetaAgent:
 
     def run(self) -> None:
         self.vms.start()
-        agentloop.reconcile_until_stopped(self.vms, self.stop, self.wake, self.reconcile)
+        Runner("ucloud-meta", self.reconcile, [self.vms], self.wake, self.stop, IDLE).run()
         for server in self.servers.values():
             server.stop()
         self.vms.stop()
         self.links.close()
         self.ipr.close()
 
-    def reconcile(self) -> bool:
-        """A server on every bridge of this host's networks; True while a bridge is missing."""
+    def reconcile(self) -> float | None:
+        """A server on every bridge of this host's networks; back soon while a bridge is
+        missing."""
         vms = [entry.value for entry in self.vms.values()]
         self.nics = callers.index(self.hostname, vms)
         self.present = set(self.nics.values())
@@ -59,7 +63,7 @@ class MetaAgent:
                 bridge, netnames.METADATA_LINK_LOCAL, self.port, self
             )
             log.info("metadata on [%s%%%s]:%d", netnames.METADATA_LINK_LOCAL, bridge, self.port)
-        return missing
+        return SOON if missing else None
 
     def identify(self, bridge: str, source: str) -> callers.Nic | None:
         address = callers.normal(source)

@@ -1,16 +1,15 @@
-"""The network agent: level-triggered like the VM agent. Mirrors of /v1/vm/ and /v1/host/ wake
+"""The network agent: level-triggered (common/runner.py). Mirrors of /v1/vm/ and /v1/host/ wake
 the loop (plus a 2 s tick); each pass computes the links this host should have
 (plan.desired), compares them with what the kernel has (driver.observe) and applies the
 difference. A restarted agent therefore repairs drift and never duplicates a link."""
 
 import logging
 import threading
-import time
 from typing import Any
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter
 
-from common.errors import UcloudError
+from common.runner import Runner
 from common.store import Store, keys
 from common.store.mirror import Mirror
 from ucloud_net import plan
@@ -19,7 +18,6 @@ from ucloud_net.driver import NetworkDriver
 log = logging.getLogger(__name__)
 
 STEPS = Counter("ucloud_net_steps_total", "link changes applied", ["action", "result"])
-PASS_SECONDS = Histogram("ucloud_net_reconcile_seconds", "duration of a reconcile pass")
 
 
 class NetAgent:
@@ -34,33 +32,20 @@ class NetAgent:
     def run(self) -> None:
         for mirror in (self.vms, self.hosts):
             mirror.start()
-        for mirror in (self.vms, self.hosts):
-            while not mirror.wait_synced(0.5):
-                if self.stop.is_set():
-                    return
-        log.info("network agent for host %s ready", self.hostname)
-        while not self.stop.is_set():
-            self.wake.clear()
-            try:
-                self.reconcile()
-            except (UcloudError, OSError) as error:
-                log.warning("reconcile pass failed: %s", error)
-            self.wake.wait(2.0)
+        Runner(
+            "ucloud-net", self.reconcile, [self.vms, self.hosts], self.wake, self.stop, 2.0
+        ).run()
         for mirror in (self.vms, self.hosts):
             mirror.stop()
 
-    def reconcile(self) -> list[plan.Step]:
-        started = time.perf_counter()
+    def reconcile(self) -> None:
         want = plan.desired(
             self.hostname,
             (e.value for e in self.vms.values()),
             (e.value for e in self.hosts.values()),
         )
-        todo = plan.steps(want, self.driver.observe())
-        for step in todo:
+        for step in plan.steps(want, self.driver.observe()):
             self._apply(step)
-        PASS_SECONDS.observe(time.perf_counter() - started)
-        return todo
 
     def _apply(self, step: plan.Step) -> None:
         calls: dict[str, Any] = {

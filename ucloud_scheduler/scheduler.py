@@ -1,21 +1,24 @@
 """The scheduler loop: campaign for leadership, then keep mirrors of VMs, hosts and liveness keys
 and run a placement pass whenever something changed.
 
-Writes are transactions that compare the VM's mod_revision (nobody changed it since we read it)
-and the leader key's create revision (we still lead), so neither a racing scheduler nor a deposed
-leader can place a VM twice or on stale information.
+Writes are single-attempt `Store.transact` bodies over the mirrors' entries: they commit only if
+no record read changed since (compared by mod_revision) and the leader key is still ours (its
+create revision), so neither a racing scheduler nor a deposed leader can place a VM twice or on
+stale information. A write that loses is not retried: the next pass sees the new state.
 """
 
 import logging
 import threading
-import time
+from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge
 
 from common import model
-from common.errors import UcloudError
-from common.store import Put, Store, absent, keys, mod_revision_is
+from common.errors import Conflict
+from common.poll import poll
+from common.runner import Runner
+from common.store import Store, Transaction, absent, keys
 from common.store.client import Entry
 from common.store.election import Election
 from common.store.mirror import Mirror
@@ -24,7 +27,6 @@ from ucloud_scheduler.placement import Demand, Host, Plan, Policy, plan
 log = logging.getLogger(__name__)
 
 PLACED = Counter("ucloud_scheduler_placements_total", "VMs placed on a host")
-PASS_SECONDS = Histogram("ucloud_scheduler_pass_seconds", "duration of a placement pass")
 PENDING_VMS = Gauge("ucloud_scheduler_pending_vms", "VMs waiting for a host")
 LEADER = Gauge("ucloud_scheduler_leader", "1 while this instance is the leader")
 
@@ -75,20 +77,17 @@ class Scheduler:
         for mirror in mirrors:
             mirror.start()
         try:
-            for mirror in mirrors:
-                while not mirror.wait_synced(0.5):
-                    if self.stop.is_set() or not self.election.is_leader():
-                        return
-            while not self.stop.is_set() and self.election.is_leader():
-                self.changed.clear()
-                try:
-                    self.schedule_pass()
-                except UcloudError as error:
-                    log.warning("placement pass failed: %s", error)
-                    self.stop.wait(0.5)
-                # Wake on any change; the timeout only bounds how long a lost leadership goes
-                # unnoticed.
-                self.changed.wait(1.0)
+            # Wakes on any change; the idle interval only bounds how long a lost leadership
+            # goes unnoticed.
+            Runner(
+                "ucloud-scheduler",
+                self.schedule_pass,
+                mirrors,
+                self.changed,
+                self.stop,
+                idle=1.0,
+                until=lambda: not self.election.is_leader(),
+            ).run()
         finally:
             for mirror in mirrors:
                 mirror.stop()
@@ -96,17 +95,13 @@ class Scheduler:
                 log.warning("lost leadership")
 
     def _await_own_writes(self) -> None:
-        deadline = time.monotonic() + 5
-        for mirror, revision in self._written.items():
-            while mirror.revision < revision and time.monotonic() < deadline:
-                time.sleep(0.002)
+        poll(lambda: all(m.revision >= r for m, r in self._written.items()), 5, interval=0.002)
 
     def _wrote(self, mirror: Mirror, revision: int) -> None:
         self._written[mirror] = max(self._written[mirror], revision)
 
     def schedule_pass(self) -> None:
         self._await_own_writes()
-        started = time.perf_counter()
         self._mark_dead_hosts()
         vms = self.vms.values()
         self._evacuate_dead_hosts(vms)
@@ -122,7 +117,6 @@ class Scheduler:
             result = plan((_demand(e) for e in pending), hosts, self.policy)
             self._write_placements(result, by_key)
             self._write_reasons(result, by_key)
-        PASS_SECONDS.observe(time.perf_counter() - started)
 
     def _hosts(self, vms: list[Entry]) -> list[Host]:
         alive = {keys.last_part(e.key) for e in self.alive.values()}
@@ -157,18 +151,15 @@ class Scheduler:
             name = record["hostname"]
             if record.get("status") != model.ALIVE or name in alive:
                 continue
-            dead = {**entry.copy_value(), "status": model.DEAD, "died": model.now()}
-            result = self.store.txn(
-                [
-                    mod_revision_is(entry.key, entry.mod_revision),
-                    absent(keys.alive(name)),
-                    *self.election.fence(),
-                ],
-                [Put(entry.key, dead)],
-            )
-            if result.succeeded:
+
+            def mark(txn: Transaction, entry: Entry = entry, name: str = name) -> None:
+                record = txn.seen(entry)
+                record.update(status=model.DEAD, died=model.now())
+                txn.require(absent(keys.alive(name)))
+                txn.put(entry.key, record)
+
+            if self._commit(self.hosts, mark):
                 log.warning("host %s lost its liveness key: DEAD", name)
-                self._wrote(self.hosts, result.revision)
 
     def _evacuate_dead_hosts(self, vms: list[Entry]) -> None:
         """VMs of a DEAD host: on shared storage they leave it (KILLED, no host) to be placed
@@ -218,29 +209,39 @@ class Scheduler:
             model.add_log(vm, f"host {vm['host']} is in maintenance: migrating")
             self._write_if(vm, entry, host)
 
+    def _commit(self, mirror: Mirror, write: Callable[[Transaction], None]) -> bool:
+        """One attempt at a leader write over mirrored entries; False when something it read
+        changed (or leadership was lost): the next pass looks again."""
+
+        def fenced(txn: Transaction) -> None:
+            txn.require(*self.election.fence())
+            write(txn)
+
+        try:
+            committed = self.store.transact(fenced, attempts=1)
+        except Conflict:
+            return False
+        if committed.revision is not None:
+            self._wrote(mirror, committed.revision)
+        return True
+
     def _write_if(self, vm: dict[str, Any], entry: Entry, host: Entry) -> None:
         """Write vm if neither it nor its host record changed since read (and we lead)."""
-        result = self.store.txn(
-            [
-                mod_revision_is(entry.key, entry.mod_revision),
-                mod_revision_is(host.key, host.mod_revision),
-                *self.election.fence(),
-            ],
-            [Put(entry.key, vm)],
-        )
-        if result.succeeded:
-            self._wrote(self.vms, result.revision)
 
-    def _fenced_update(self, mirror: Mirror, entry: Entry, mutate: Any) -> None:
-        new = mutate(entry.copy_value())
-        if new is None:
-            return
-        result = self.store.txn(
-            [mod_revision_is(entry.key, entry.mod_revision), *self.election.fence()],
-            [Put(entry.key, new)],
-        )
-        if result.succeeded:
-            self._wrote(mirror, result.revision)
+        def write(txn: Transaction) -> None:
+            txn.seen(entry)
+            txn.seen(host)
+            txn.put(entry.key, vm)
+
+        self._commit(self.vms, write)
+
+    def _fenced_update(self, entry: Entry, mutate: Any) -> None:
+        def write(txn: Transaction) -> None:
+            new = mutate(txn.seen(entry))
+            if new is not None:
+                txn.put(entry.key, new)
+
+        self._commit(self.vms, write)
 
     def _write_placements(self, result: Plan, by_key: dict[str, Entry]) -> None:
         writes = []
@@ -254,23 +255,13 @@ class Scheduler:
             writes.append((entry, vm))
         for start in range(0, len(writes), BATCH):
             batch = writes[start : start + BATCH]
-            compares = [mod_revision_is(e.key, e.mod_revision) for e, _ in batch]
-            done = self.store.txn(
-                [*compares, *self.election.fence()], [Put(e.key, vm) for e, vm in batch]
-            )
-            if done.succeeded:
-                self._wrote(self.vms, done.revision)
+            if self._commit(self.vms, lambda txn, batch=batch: _put_all(txn, batch)):
                 PLACED.inc(len(batch))
                 continue
             # Some VM changed under us (deleted, stopped...): place the rest one by one; the
             # changed ones are looked at again in the next pass.
-            for entry, vm in batch:
-                single = self.store.txn(
-                    [mod_revision_is(entry.key, entry.mod_revision), *self.election.fence()],
-                    [Put(entry.key, vm)],
-                )
-                if single.succeeded:
-                    self._wrote(self.vms, single.revision)
+            for write in batch:
+                if self._commit(self.vms, lambda txn, write=write: _put_all(txn, [write])):
                     PLACED.inc()
         if writes:
             log.info("placed %d VM(s)", len(writes))
@@ -281,7 +272,13 @@ class Scheduler:
             entry = by_key[key]
             if model.last_log_message(entry.value) == reason:
                 continue
-            self._fenced_update(self.vms, entry, lambda vm, r=reason: model.add_log(vm, r))
+            self._fenced_update(entry, lambda vm, r=reason: model.add_log(vm, r))
+
+
+def _put_all(txn: Transaction, writes: list[tuple[Entry, dict[str, Any]]]) -> None:
+    for entry, vm in writes:
+        txn.seen(entry)
+        txn.put(entry.key, vm)
 
 
 def _needs_host(vm: dict[str, Any]) -> bool:

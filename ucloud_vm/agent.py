@@ -1,10 +1,12 @@
 """The VM agent: for every VM assigned to this host, make the hypervisor match `desired`.
 
-Level-triggered (DESIGN §3): a mirror of /v1/vm/ wakes the loop on any change, and a 1 s tick
-notices qemu processes that died; each pass compares every VM's record with what the hypervisor
-reports and hands one step per VM to a worker thread (reconcile.plan decides, this module acts).
-A VM with a step in flight is left alone until it finishes. After a restart the agent finds its
-running VMs by their processes and adopts them: nothing is started twice.
+Level-triggered (common/runner.py): a mirror of /v1/vm/ wakes the loop on any change, and a 1 s
+tick notices qemu processes that died; each pass compares every VM's record with what the
+hypervisor reports and hands one step per VM to a worker thread (reconcile.plan decides, this
+module acts). A VM with a step in flight is left alone until it finishes; a step that failed is
+retried with back-off; a step that cannot succeed (TerminalError) puts the VM in ERROR with the
+reason. After a restart the agent finds its running VMs by their processes and adopts them:
+nothing is started twice.
 """
 
 import logging
@@ -18,9 +20,11 @@ from typing import Any
 from prometheus_client import Counter, Gauge
 
 from common import fence, model, netnames
-from common.errors import NotFound, UcloudError
+from common.errors import Conflict, NotFound, UcloudError
 from common.imagestore import DiskError, ImageStore
-from common.store import Put, Store, keys, lease_is, mod_revision_is
+from common.poll import poll
+from common.runner import Retries, Runner, TerminalError
+from common.store import Store, Transaction, keys, lease_is
 from common.store.client import Entry
 from common.store.mirror import Mirror
 from ucloud_vm.driver import Hypervisor, HypervisorError, PowerState, VMSpec
@@ -49,7 +53,8 @@ class VMAgent:
         self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="vm-step")
         self._busy: set[str] = set()
         self._lock = threading.Lock()
-        self._crashes: dict[str, list[float]] = defaultdict(list)
+        self._crashes: dict[str, list[float]] = defaultdict(list)  # under _lock
+        self.retries = Retries()
         self._fenced: set[str] = set()  # VMs the fencing watchdog killed
         self.fencer = Fencer(
             fence.lease_file(config.run_dir, self.hostname), config.fence_margin, driver
@@ -58,17 +63,7 @@ class VMAgent:
     def run(self) -> None:
         threading.Thread(target=self._watchdog, name="fencing", daemon=True).start()
         self.mirror.start()
-        while not self.mirror.wait_synced(0.5):
-            if self.stop.is_set():
-                return
-        log.info("VM agent for host %s ready", self.hostname)
-        while not self.stop.is_set():
-            self.wake.clear()
-            try:
-                self.reconcile_pass()
-            except UcloudError as error:
-                log.warning("reconcile pass failed: %s", error)
-            self.wake.wait(1.0)
+        Runner("ucloud-vm", self.reconcile_pass, [self.mirror], self.wake, self.stop, 1.0).run()
         self.mirror.stop()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
@@ -105,13 +100,16 @@ class VMAgent:
             step = plan(entry.value if entry else None, state, self._may_restart(uuid), nics)
             if step.action is Action.NOTHING or (fenced and step.action is Action.START):
                 continue
+            if not self.retries.ready(uuid, step.action):
+                continue  # its last step failed: back off
             self._submit(uuid, entry, step)
         self._forget_leftovers(assigned, states)
 
     def _may_restart(self, uuid: str) -> bool:
-        recent = [t for t in self._crashes[uuid] if t > time.monotonic() - CRASH_WINDOW]
-        self._crashes[uuid] = recent
-        return len(recent) < CRASH_LIMIT
+        with self._lock:
+            recent = [t for t in self._crashes[uuid] if t > time.monotonic() - CRASH_WINDOW]
+            self._crashes[uuid] = recent
+            return len(recent) < CRASH_LIMIT
 
     def _submit(self, uuid: str, entry: Entry | None, step: Step) -> None:
         with self._lock:
@@ -123,13 +121,23 @@ class VMAgent:
     def _run_step(self, uuid: str, entry: Entry | None, step: Step) -> None:
         try:
             self.apply(uuid, entry, step)
+            self.retries.succeeded(uuid)
             ACTIONS.labels(step.action.value, "ok").inc()
-        except UcloudError as error:
+        except TerminalError as error:
             ACTIONS.labels(step.action.value, "failed").inc()
-            log.warning("VM %s: %s failed: %s", uuid, step.action.value, error)
-        except Exception:
+            log.warning("VM %s: %s", uuid, error.message)
+            if entry is not None:
+                error_step = Step(Action.REPORT, model.ERROR, error.message)
+                self._record(uuid, error_step, retries_seen=entry.value.get("retries", 0))
+        except Exception as error:
             ACTIONS.labels(step.action.value, "failed").inc()
-            log.exception("VM %s: %s failed", uuid, step.action.value)
+            delay = self.retries.failed(uuid, step.action)
+            if isinstance(error, UcloudError):
+                log.warning(
+                    "VM %s: %s failed: %s; retry in %.0f s", uuid, step.action.value, error, delay
+                )
+            else:
+                log.exception("VM %s: %s failed; retry in %.0f s", uuid, step.action.value, delay)
         finally:
             with self._lock:
                 self._busy.discard(uuid)
@@ -188,10 +196,10 @@ class VMAgent:
         with self._lock:
             after_fencing = uuid in self._fenced
             self._fenced.discard(uuid)
+            if step.crashed and not after_fencing:
+                self._crashes[uuid].append(time.monotonic())
         if after_fencing:
             step = Step(step.action, step.status, "restarted after the host fenced itself")
-        elif "unexpectedly" in (step.message or ""):
-            self._crashes[uuid].append(time.monotonic())
         if not self._claim(uuid):
             return
         specs = vm["specs"]
@@ -214,14 +222,7 @@ class VMAgent:
                 )
             )
         except (NotFound, DiskError, HypervisorError) as error:
-            message = error.message if isinstance(error, UcloudError) else str(error)
-            log.warning("VM %s cannot start: %s", uuid, message)
-            self._record(
-                uuid,
-                Step(Action.REPORT, model.ERROR, f"cannot start: {message}"),
-                retries_seen=vm.get("retries", 0),
-            )
-            return
+            raise TerminalError(f"cannot start: {error}") from None
         self._record(uuid, step, console=self.driver.console(uuid))
 
     @staticmethod
@@ -233,12 +234,9 @@ class VMAgent:
 
     def _taps_ready(self, nics: list[dict[str, Any]], timeout: float = 10.0) -> bool:
         """ucloud-net makes the taps as soon as it sees the VM here; give it a moment."""
-        deadline = time.monotonic() + timeout
-        while not all(Path("/sys/class/net", nic["tap"]).exists() for nic in nics):
-            if time.monotonic() > deadline or self.stop.is_set():
-                return False
-            time.sleep(0.02)
-        return True
+        return poll(
+            lambda: all(self.driver.port_ready(nic["tap"]) for nic in nics), timeout, stop=self.stop
+        )
 
     def _sync_nics(self, uuid: str, vm: dict[str, Any]) -> None:
         """Hot-plug the NICs the record has and the VM lacks; unplug the others."""
@@ -264,18 +262,20 @@ class VMAgent:
         if lease is None:
             log.warning("VM %s not started: the host lease is stale (fenced)", uuid)
             return False
-        key = keys.vm(uuid)
-        entry = self.store.get(key)
-        if entry is None or entry.value.get("host") != self.hostname:
-            return False
-        vm = {**entry.value, "incarnation": f"{self.hostname}/{lease:x}"}
-        claimed = self.store.txn(
-            [mod_revision_is(key, entry.mod_revision), lease_is(keys.alive(self.hostname), lease)],
-            [Put(key, vm)],
-        )
-        if not claimed.succeeded:
+
+        def claim(txn: Transaction) -> bool:
+            entry = txn.get(keys.vm(uuid))
+            if entry is None or entry.value.get("host") != self.hostname:
+                return False
+            txn.require(lease_is(keys.alive(self.hostname), lease))
+            txn.put(entry.key, {**entry.value, "incarnation": f"{self.hostname}/{lease:x}"})
+            return True
+
+        try:
+            return self.store.transact(claim, attempts=1).value
+        except Conflict:
             log.info("VM %s not started: its record or the host lease changed", uuid)
-        return claimed.succeeded
+            return False
 
     def _hand_over(self, uuid: str, step: Step) -> None:
         """Migration source: stop the VM, then give it up (host None) for the scheduler to place."""
@@ -293,15 +293,16 @@ class VMAgent:
         self.driver.kill(uuid)
         self.disks.remove_vm_disks(uuid)
         self.driver.forget(uuid)
-        key = keys.vm(uuid)
-        while True:
-            entry = self.store.get(key)
+
+        def release(txn: Transaction) -> bool:
+            entry = txn.get(keys.vm(uuid))
             if entry is None or entry.value.get("host") != self.hostname:
-                return
-            released = model.release_ops(entry.value)
-            if self.store.txn([mod_revision_is(key, entry.mod_revision)], released).succeeded:
-                log.info("VM %s deleted", uuid)
-                return
+                return False
+            txn.write(model.release_ops(entry.value))
+            return True
+
+        if self.store.transact(release).value:
+            log.info("VM %s deleted", uuid)
 
     def _record(self, uuid: str, step: Step, **fields: Any) -> None:
         """Write the observed outcome, unless the VM moved away or nothing changed."""

@@ -76,3 +76,8 @@ class Hypervisor(ABC):
     @abstractmethod
     def detach_nic(self, uuid: str, mac: str, timeout: float = 20.0) -> None:
         """Hot-unplug a NIC; returns once the guest released it (or raises HypervisorError)."""
+
+    @abstractmethod
+    def port_ready(self, tap: str) -> bool:
+        """Whether the host side of a NIC (a tap made by ucloud-net) exists, so the VM can be
+        started with it or it can be hot-plugged."""

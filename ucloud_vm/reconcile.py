@@ -1,5 +1,5 @@
 """What to do about one VM: a pure function of its record and the hypervisor's observation.
-No I/O here (apply.py acts); table-tested in tests/test_vm_reconcile.py."""
+No I/O here (agent.py acts); table-tested in tests/test_vm_reconcile.py."""
 
 from dataclasses import dataclass
 from enum import Enum
@@ -28,6 +28,7 @@ class Step:
     action: Action
     status: str | None = None  # status to write once the action is done
     message: str | None = None  # log line to write with it
+    crashed: bool = False  # qemu exited although the VM should run (counts towards a crash loop)
 
 
 NOTHING = Step(Action.NOTHING)
@@ -84,5 +85,7 @@ def plan(
                 model.ERROR,
                 "qemu keeps exiting unexpectedly: not restarting (start it to retry)",
             )
-        return Step(Action.START, model.STATUS_RUNNING, "qemu exited unexpectedly: restarted")
+        return Step(
+            Action.START, model.STATUS_RUNNING, "qemu exited unexpectedly: restarted", crashed=True
+        )
     return Step(Action.START, model.STATUS_RUNNING, "running")

@@ -8,18 +8,20 @@ a retry is either harmless or reported as a conflict.
 """
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 import grpc
 import orjson
 from pyetcd.etcdrpc import rpc_pb2, rpc_pb2_grpc
 
-from common.errors import UcloudError, Unavailable
-from common.store.txn import Compare, Op, Put, absent, encode, mod_revision_is, prefix_end
+from common.errors import Conflict, UcloudError, Unavailable
+from common.store.transaction import Transaction
+from common.store.txn import Compare, Op, Put, absent, encode, prefix_end
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +98,12 @@ class Entry:
 class Listing:
     entries: list[Entry]
     revision: int  # the store revision the listing was read at: watch from revision + 1
+
+
+@dataclass(frozen=True)
+class Committed(Generic[T]):
+    value: T  # what the transaction body returned
+    revision: int | None  # the commit's revision; None when the body wrote nothing
 
 
 @dataclass(frozen=True)
@@ -233,32 +241,48 @@ class Store:
         )
         return response.deleted
 
+    def transact(self, body: Callable[[Transaction], T], attempts: int = 20) -> "Committed[T]":
+        """Run `body` and commit its writes atomically, only if nothing it read has changed
+        meanwhile (common/store/transaction.py); on a conflict run it again, up to `attempts`
+        times, then raise Conflict. The body may raise to abort; a body that queues no write
+        commits nothing. Returns its value and the revision of the commit."""
+        for attempt in range(attempts):
+            transaction = Transaction(self)
+            value = body(transaction)
+            if not transaction.ops:
+                return Committed(value, None)
+            result = self.txn(transaction.compares(), transaction.ops)
+            if result.succeeded:
+                return Committed(value, result.revision)
+            # Random back-off, growing: writers racing for one key spread out instead of
+            # colliding again in lock-step.
+            time.sleep(random.uniform(0, min(0.001 * 2**attempt, 0.1)))
+        raise Conflict(f"the data changed {attempts} times while it was being written; try again")
+
     def update(
         self,
         key: str,
         mutate: Callable[[Any], Any | None],
         compares: Callable[[], Sequence[Compare]] = lambda: (),
     ) -> Entry | None:
-        """Read-modify-write without lost updates.
+        """Read-modify-write of one key: `mutate` gets a private copy of the current value and
+        returns the new value, or None to leave the key as it is; it may raise to abort.
+        Committed with `transact` (plus `compares()`, e.g. a leader fence), keeping the key's
+        lease. Returns the entry after the write (or as read, when unchanged), or None when the
+        key does not exist."""
 
-        `mutate` gets a private copy of the current value and returns the new value, or None to
-        leave the key as it is; it may raise to abort. The write is a transaction on the key's
-        mod_revision (plus `compares()`, e.g. a leader fence); on conflict the whole thing runs
-        again on the fresh value. Returns the entry after the write (or as read, when unchanged),
-        or None when the key does not exist.
-        """
-        while True:
-            entry = self.get(key)
+        def body(transaction: Transaction) -> Entry | None:
+            entry = transaction.get(key)
             if entry is None:
                 return None
             new_value = mutate(entry.copy_value())
-            if new_value is None:
-                return entry
-            conditions = [mod_revision_is(key, entry.mod_revision), *compares()]
-            result = self.txn(conditions, [Put(key, new_value, entry.lease)])
-            if result.succeeded:
-                return self.get(key)
-            log.debug("update %s: lost a race, retrying", key)
+            if new_value is not None:
+                transaction.require(*compares())
+                transaction.put(key, new_value, entry.lease)
+            return entry
+
+        committed = self.transact(body)
+        return self.get(key) if committed.revision is not None else committed.value
 
     # -- leases -----------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""Where things live in etcd (docs/etcd.md describes each value)."""
+"""Where things live in etcd: every key prefix is defined here and nowhere else (docs/etcd.md
+describes each value)."""
 
 PREFIX = "/v1/"
 
@@ -9,6 +10,11 @@ IMAGE = "/v1/image/"  # /v1/image/<uuid>: a registered image
 USER = "/v1/user/"  # /v1/user/<name>/account: a user (local OTP seed lives here)
 SCHEDULER_LEADER = "/v1/scheduler/leader"  # election key of the scheduler leader
 VM_DATA = "/v1/vmdata/"  # /v1/vmdata/<uuid>: what the metadata service hands the VM
+IMAGE_NAME = "/v1/image-name/"  # /v1/image-name/<scope>/<name> -> {"uuid"}: image names claimed
+NETWORK = "/v1/network/"  # /v1/network/<owner>/<name>: a network (common/ipam.py)
+VNI = "/v1/ipam/vni/"  # /v1/ipam/vni/<vni> -> {"network": "<owner>/<name>"}
+NET_PREFIX = "/v1/ipam/prefix/"  # /v1/ipam/prefix/<index> -> {"network"}: index-th /64 of the pool
+MAC = "/v1/ipam/mac/"  # /v1/ipam/mac/<mac> -> {"vm": uuid}
 
 
 def vm(uuid: str) -> str:
@@ -33,6 +39,27 @@ def user_account(name: str) -> str:
 
 def vm_data(uuid: str) -> str:
     return VM_DATA + uuid
+
+
+def image_name(scope: str, name: str) -> str:
+    """scope: "public" or "user/<name>"."""
+    return f"{IMAGE_NAME}{scope}/{name}"
+
+
+def network(owner: str, name: str) -> str:
+    return f"{NETWORK}{owner}/{name}"
+
+
+def vni(number: int) -> str:
+    return f"{VNI}{number}"
+
+
+def net_prefix(index: int) -> str:
+    return f"{NET_PREFIX}{index}"
+
+
+def mac(address: str) -> str:
+    return MAC + address
 
 
 def ssh_keys(user: str) -> str:

@@ -240,3 +240,6 @@ class QemuDriver(Hypervisor):
     def forget(self, uuid: str) -> None:
         """Remove the run dir of a VM that is gone for good."""
         shutil.rmtree(self.run_dir(uuid), ignore_errors=True)
+
+    def port_ready(self, tap: str) -> bool:
+        return Path("/sys/class/net", tap).exists()
