@@ -19,6 +19,7 @@ from typing import Any
 import requests
 
 from bench.util import LATENCY_HEADER, latency_row, machine, print_table, until
+from common.imagestore import Disk, FileSource
 from ucloud_aio.cloud import AllInOne
 from ucloud_aio.console import wait_for_marker
 from ucloud_aio.guest import READY_MARKER, ensure_tiny_image
@@ -144,7 +145,9 @@ def bare_boot() -> float:
             ],
             check=True,
         )
-        spec = VMSpec("00000000-0000-0000-0000-000000000000", 1, 128 * 1024**2, [str(overlay)], tmp)
+        image = Disk("disk0-base", FileSource(str(ensure_tiny_image())), read_only=True)
+        disks = [Disk("disk0", FileSource(str(overlay)), backing=image)]
+        spec = VMSpec("00000000-0000-0000-0000-000000000000", 1, 128 * 1024**2, disks, tmp)
         process = subprocess.Popen(
             build(spec, accelerators.choose("auto")),
             stdout=subprocess.DEVNULL,

@@ -224,6 +224,12 @@ OPTIONS: dict[str, Option] = {
             "seconds a guest gets to power off (ACPI) before its process is ended",
         ),
         Option(
+            "image_store",
+            "fs",
+            str,
+            "image store driver, the owner of image files and VM disks: fs (Ceph RBD later)",
+        ),
+        Option(
             "image_dir",
             "/var/lib/ucloud/images",
             str,

@@ -17,6 +17,7 @@ class ImageInfo:
     format: str
     virtual_size: int
     actual_size: int
+    location: str = ""  # where an image store keeps it (set by ImageStore.import_image)
 
 
 def _qemu_img(command: str, path: str, timeout: float) -> tuple[int, dict, str]:
@@ -39,24 +40,26 @@ def _qemu_img(command: str, path: str, timeout: float) -> tuple[int, dict, str]:
     return result.returncode, report, result.stderr.strip()
 
 
-def inspect_qcow2(path: str) -> ImageInfo:
-    """ImageInfo of a safe qcow2 file, or InvalidInput saying why it is refused."""
+def inspect_qcow2(path: str, name: str = "") -> ImageInfo:
+    """ImageInfo of a safe qcow2 file, or InvalidInput saying why it is refused. Messages call
+    the file `name` (default: its path), e.g. the source a caller knows instead of a copy."""
+    name = name or path
     status, info, errors = _qemu_img("info", path, timeout=30)
     if status != 0 or not info:
         reason = errors.splitlines()[-1] if errors else "unreadable"
-        raise InvalidInput(f"{path}: not a usable qcow2 image ({reason})")
+        raise InvalidInput(f"{name}: not a usable qcow2 image ({reason})")
     if info.get("format") != "qcow2":
-        raise InvalidInput(f"{path}: format is {info.get('format')!r}, expected qcow2")
+        raise InvalidInput(f"{name}: format is {info.get('format')!r}, expected qcow2")
     if info.get("backing-filename") or info.get("full-backing-filename"):
-        raise InvalidInput(f"{path}: refused: the image names a backing file")
+        raise InvalidInput(f"{name}: refused: the image names a backing file")
     specific = (info.get("format-specific") or {}).get("data") or {}
     if specific.get("data-file") or specific.get("data-file-raw"):
-        raise InvalidInput(f"{path}: refused: the image uses an external data file")
+        raise InvalidInput(f"{name}: refused: the image uses an external data file")
     if specific.get("corrupt"):
-        raise InvalidInput(f"{path}: refused: the image is marked corrupt")
+        raise InvalidInput(f"{name}: refused: the image is marked corrupt")
     # `qemu-img check` catches truncated and corrupted files that `info` still reads.
     # Exit 0: clean; 3: only leaked clusters (harmless); anything else: corrupt or unreadable.
     status, report, _ = _qemu_img("check", path, timeout=300)
     if status not in (0, 3) or report.get("corruptions") or report.get("check-errors"):
-        raise InvalidInput(f"{path}: refused: the image is truncated or corrupt")
+        raise InvalidInput(f"{name}: refused: the image is truncated or corrupt")
     return ImageInfo("qcow2", int(info["virtual-size"]), int(info.get("actual-size", 0)))

@@ -74,6 +74,19 @@ def make_qcow2(path: Path, size: str = "64M") -> Path:
     return path
 
 
+def truncated_qcow2(path: Path) -> Path:
+    """A qcow2 file cut short after its data was written: `qemu-img info` still reads it."""
+    make_qcow2(path, "8M")
+    subprocess.run(
+        ["qemu-io", "-f", "qcow2", "-c", "write -P 0x55 0 4M", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    with open(path, "r+b") as handle:
+        handle.truncate(200_000)
+    return path
+
+
 @dataclass
 class ApiClient:
     """Requests against the real Flask app (in-process) as one user, with fresh TOTP tokens."""

@@ -6,7 +6,7 @@ import pyotp
 import pytest
 
 from common.store import keys
-from tests.conftest import Api, make_qcow2
+from tests.conftest import Api, truncated_qcow2
 
 VM = {"name": "web1", "cpu": 2, "ram": "2GB", "os_ssd": "10GiB", "image": "tiny"}
 
@@ -290,14 +290,7 @@ def test_image_register_checks_and_delete(api: Api, tmp_path) -> None:
     )
     answer = api.admin.post("/v1/image", {"name": "x", "file": str(backed)})
     assert answer.status_code == 400 and "backing file" in answer.json["error"]
-    full = make_qcow2(tmp_path / "full.qcow2", "8M")
-    subprocess.run(
-        ["qemu-io", "-f", "qcow2", "-c", "write -P 0x55 0 4M", str(full)],
-        check=True,
-        capture_output=True,
-    )
-    with open(full, "r+b") as handle:
-        handle.truncate(200_000)
+    full = truncated_qcow2(tmp_path / "full.qcow2")
     answer = api.admin.post("/v1/image", {"name": "x", "file": str(full)})
     assert answer.status_code == 400 and "truncated" in answer.json["error"]
     assert [i["name"] for i in api.admin.get("/v1/image").json] == ["tiny"]

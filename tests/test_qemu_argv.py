@@ -1,9 +1,15 @@
 """qemu's command line, checked as text (no qemu needed)."""
 
+from common.imagestore import Disk, FileSource
 from ucloud_vm.driver import VMSpec
 from ucloud_vm.drivers.qemu.argv import build
 
 UUID = "0b0e6a2c-5c4e-4a0e-9a57-1d2a3b4c5d6e"
+IMAGE = Disk("disk0-base", FileSource("/i/image.qcow2"), read_only=True)
+DISKS = [
+    Disk("disk0", FileSource("/d/os.qcow2"), backing=IMAGE),
+    Disk("disk1", FileSource("/d/hdd0.qcow2")),
+]
 
 
 def spec(**changes: object) -> VMSpec:
@@ -11,7 +17,7 @@ def spec(**changes: object) -> VMSpec:
         "uuid": UUID,
         "cpu": 2,
         "ram": 512 * 1024**2,
-        "disks": ["/d/os.qcow2", "/d/hdd0.qcow2"],
+        "disks": DISKS,
         "run_dir": f"/run/ucloud/vm/{UUID}",
         "nics": [{"mac": "02:00:00:00:00:01", "tap": "ut020000000001", "slot": 3}],
     }
@@ -58,14 +64,18 @@ def test_tcg_command_line() -> None:
         "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
         "-pidfile",
         f"{run}/qemu.pid",
+        # the image, read-only and without a backing of its own, then the overlay naming it
         "-blockdev",
-        "driver=qcow2,node-name=disk0,discard=unmap,file.driver=file,"
-        "file.filename=/d/os.qcow2,file.aio=threads",
+        '{"driver":"qcow2","node-name":"disk0-base","read-only":true,"discard":"unmap",'
+        '"file":{"driver":"file","filename":"/i/image.qcow2","aio":"threads"},"backing":null}',
+        "-blockdev",
+        '{"driver":"qcow2","node-name":"disk0","read-only":false,"discard":"unmap",'
+        '"file":{"driver":"file","filename":"/d/os.qcow2","aio":"threads"},"backing":"disk0-base"}',
         "-device",
         "virtio-blk-pci,drive=disk0,id=virtio-disk0,bootindex=0",
         "-blockdev",
-        "driver=qcow2,node-name=disk1,discard=unmap,file.driver=file,"
-        "file.filename=/d/hdd0.qcow2,file.aio=threads",
+        '{"driver":"qcow2","node-name":"disk1","read-only":false,"discard":"unmap",'
+        '"file":{"driver":"file","filename":"/d/hdd0.qcow2","aio":"threads"},"backing":null}',
         "-device",
         "virtio-blk-pci,drive=disk1,id=virtio-disk1",
         *[
@@ -86,9 +96,9 @@ def test_kvm_uses_host_cpu() -> None:
     assert argv[argv.index("-cpu") + 1] == "host"
 
 
-def test_commas_in_paths_are_escaped() -> None:
-    argv = build(spec(disks=["/d/a,b.qcow2"]), "tcg")
-    assert any("file.filename=/d/a,,b.qcow2," in arg for arg in argv)
+def test_paths_are_json_strings() -> None:
+    argv = build(spec(disks=[Disk("disk0", FileSource('/d/a,b"c.qcow2'))]), "tcg")
+    assert '"filename":"/d/a,b\\"c.qcow2"' in argv[argv.index("-blockdev") + 1]
 
 
 def test_memory_in_mebibytes() -> None:

@@ -14,6 +14,7 @@ from common import config as configuration
 from common import log as logsetup
 from common.auth import create_local_user
 from common.errors import Conflict
+from common.imagestore import IMAGE_STORES
 from common.store import Store
 
 log = logging.getLogger("ucloud_api")
@@ -50,6 +51,7 @@ def _child_exit(server: Any, worker: Any) -> None:
     "api_workers",
     "auth_backend",
     "admin_realm",
+    "image_store",
     "image_dir",
     "log_level",
 )
@@ -62,6 +64,7 @@ def main(config_path: str | None, bootstrap_admin: str | None, **flags: Any) -> 
     """Serve the ucloud REST API (DESIGN §5) with gunicorn."""
     config = configuration.load_from_flags(config_path, flags)
     logsetup.setup(config.log_level, "ucloud-api")
+    IMAGE_STORES.driver_class(config.image_store)  # a wrong name ends here, not in each worker
     if bootstrap_admin:
         _bootstrap(config, bootstrap_admin)
         return

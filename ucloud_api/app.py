@@ -20,6 +20,7 @@ from prometheus_client import (
 from common.auth import OtpBackend, backend_from_config
 from common.directory import LdapDirectory
 from common.errors import UcloudError
+from common.imagestore import IMAGE_STORES
 from common.store import Store
 from ucloud_api import errors, hosts, images, networks, openapi, sshkeys, users, vms
 from ucloud_api.context import Services, authenticate_request
@@ -63,6 +64,7 @@ def create_app(
         config,
         store,
         otp or backend_from_config(config, store),
+        IMAGE_STORES.load(config.image_store, config),
         directory or LdapDirectory.from_config(config),
     )
     errors.register(app)

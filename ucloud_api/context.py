@@ -14,6 +14,7 @@ from flask import current_app, g, request
 from common.auth import Caller, OtpBackend, authenticate, parse_credentials
 from common.directory import LdapDirectory
 from common.errors import Forbidden, InvalidInput
+from common.imagestore import ImageStore
 from common.store import Store
 
 AUTH_FIELDS = ("name", "realm", "token")
@@ -26,6 +27,7 @@ class Services:
     config: Any
     store: Store
     otp: OtpBackend
+    images: ImageStore  # in-process: the API host holds the image files it registers
     directory: LdapDirectory | None = None  # users and their ssh keys from LDAP, if configured
 
 

@@ -1,22 +1,20 @@
 """/v1/image: register, list and delete images.
 
-An admin registers a qcow2 file already on the image host: the file is checked with qemu-img (no
-backing file, no external data file, not truncated), then copied into the store directory so later
-changes to the source cannot touch VMs. Names are unique per scope (public, or one user's), claimed
-with a create-if-absent key. Images registered by the admin realm are public.
+An admin registers a qcow2 file already on the image host: the image store copies it in and checks
+the copy with qemu-img (no backing file, no external data file, not truncated), so later changes
+to the source can neither touch VMs nor slip past the check. Names are unique per scope (public,
+or one user's), claimed with a create-if-absent key. Images registered by the admin realm are
+public.
 """
 
 import os
-import shutil
-from pathlib import Path
 from typing import Any
 
 from flask import Blueprint, jsonify
 
-from common import imagestore, model
+from common import model
 from common.auth import Caller
 from common.errors import Conflict, Forbidden, InvalidInput, NotFound
-from common.images import inspect_qcow2
 from common.store import Delete, Put, Reader, absent, keys, mod_revision_is
 from common.store.client import Entry
 from common.validation import NAME_SCHEMA, Field, Schema, absolute_path, name
@@ -24,7 +22,6 @@ from ucloud_api.context import body, caller, services
 
 blueprint = Blueprint("images", __name__)
 
-IMAGE_NAME = "/v1/image-name/"  # /v1/image-name/<scope>/<name> -> {"uuid": ...}
 AVAILABLE, DELETING = "AVAILABLE", "DELETING"
 
 REGISTER = Schema(
@@ -54,7 +51,7 @@ def resolve(store: Reader, who: Caller, reference: str) -> Entry:
     entry = store.get(keys.image(reference)) if len(reference) == 36 else None
     if entry is None:
         for candidate in (f"user/{who.name}", "public"):
-            pointer = store.get(f"{IMAGE_NAME}{candidate}/{reference}")
+            pointer = store.get(keys.image_name(candidate, reference))
             if pointer is not None:
                 entry = store.get(keys.image(pointer.value["uuid"]))
                 break
@@ -70,11 +67,12 @@ def register() -> Any:
         raise Forbidden("only the admin realm registers image files; users upload through files")
     spec = REGISTER.parse(body({"image_name": "name"}))
     svc = services()
-    info = inspect_qcow2(spec["file"]) if os.path.isfile(spec["file"]) else None
-    if info is None:
+    if not os.path.isfile(spec["file"]):
         raise InvalidInput(f"file: {spec['file']!r} does not exist or is not a regular file")
+    image_uuid = model.new_uuid()
+    info = svc.images.import_image(image_uuid, spec["file"])
     image = {
-        "uuid": model.new_uuid(),
+        "uuid": image_uuid,
         "name": spec["name"],
         "owner": who.name,
         "public": True,
@@ -83,25 +81,18 @@ def register() -> Any:
         "size": info.virtual_size,
         "status": AVAILABLE,
         "created": model.now(),
+        "file": info.location,
     }
-    image["file"] = imagestore.from_config(svc.config).image_path(image["uuid"])
-    Path(image["file"]).parent.mkdir(parents=True, exist_ok=True)
-    name_key = f"{IMAGE_NAME}{scope(image)}/{image['name']}"
-    if svc.store.get(name_key) is not None:
-        raise Conflict(f"an image named {image['name']!r} already exists")
-    partial = image["file"] + ".part"
+    name_key = keys.image_name(scope(image), image["name"])
     try:
-        shutil.copyfile(spec["file"], partial)
-        os.rename(partial, image["file"])
         created = svc.store.txn(
             [absent(name_key)],
-            [Put(name_key, {"uuid": image["uuid"]}), Put(keys.image(image["uuid"]), image)],
+            [Put(name_key, {"uuid": image_uuid}), Put(keys.image(image_uuid), image)],
         )
         if not created.succeeded:
             raise Conflict(f"an image named {image['name']!r} already exists")
     except BaseException:
-        for path in (partial, image["file"]):
-            Path(path).unlink(missing_ok=True)
+        svc.images.remove_image(image_uuid)
         raise
     return jsonify(image), 201
 
@@ -116,7 +107,8 @@ def list_images() -> Any:
 @blueprint.delete("/v1/image/<uuid>")
 def delete(uuid: str) -> Any:
     who = caller()
-    store = services().store
+    svc = services()
+    store = svc.store
     entry = store.get(keys.image(uuid))
     if entry is None or not visible(entry.value, who):
         raise NotFound(f"unknown image {uuid!r}")
@@ -135,6 +127,6 @@ def delete(uuid: str) -> Any:
         store.put(entry.key, entry.value)
         raise Conflict(f"image is used by {len(users)} VM(s), e.g. {users[0]}")
     image = entry.value
-    store.txn([], [Delete(keys.image(uuid)), Delete(f"{IMAGE_NAME}{scope(image)}/{image['name']}")])
-    Path(image["file"]).unlink(missing_ok=True)
+    store.txn([], [Delete(keys.image(uuid)), Delete(keys.image_name(scope(image), image["name"]))])
+    svc.images.remove_image(uuid)
     return jsonify({**image, "status": "DELETED"}), 200

@@ -5,7 +5,8 @@ from typing import Any
 import click
 
 from common import config as configuration
-from common import daemon, imagestore
+from common import daemon
+from common.imagestore import IMAGE_STORES
 from common.store import Store
 from ucloud_vm import drivers
 from ucloud_vm.agent import VMAgent
@@ -16,6 +17,7 @@ from ucloud_vm.agent import VMAgent
     "etcd_endpoints",
     "hostname",
     "run_dir",
+    "image_store",
     "image_dir",
     "hypervisor",
     "accel",
@@ -28,8 +30,9 @@ def main(config_path: str | None, **flags: Any) -> None:
     """Run the VMs the scheduler assigned to this host, as their desired state says."""
     config = daemon.start("ucloud-vm", config_path, flags)
     driver = drivers.HYPERVISORS.load(config.hypervisor, config)
+    disks = IMAGE_STORES.load(config.image_store, config)
     store = Store.from_config(config)
-    agent = VMAgent(store, config, driver, imagestore.from_config(config))
+    agent = VMAgent(store, config, driver, disks)
     daemon.stop_on_signals(agent.stop, agent.wake.set)
     agent.run()
     store.close()

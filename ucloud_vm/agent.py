@@ -208,7 +208,7 @@ class VMAgent:
             log.info("VM %s waits for its taps (ucloud-net)", uuid)
             return
         try:
-            disks = self.disks.ensure_vm_disks(
+            disks = self.disks.prepare_vm_disks(
                 uuid, vm["image"], specs["os_ssd"], specs.get("hdd") or []
             )
             self.driver.start(

@@ -5,6 +5,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import Enum
 
+from common.imagestore import Disk
+
 
 class PowerState(Enum):
     RUNNING = "running"  # the guest runs (or is paused by us for a moment)
@@ -19,7 +21,7 @@ class VMSpec:
     uuid: str
     cpu: int
     ram: int  # bytes
-    disks: list[str]  # paths, OS disk first
+    disks: list[Disk]  # from the image store, OS disk first
     run_dir: str  # <run_dir>/vm/<uuid>
     nics: list[dict[str, str]] = field(default_factory=list)  # {"mac", "tap", "slot"}
 

@@ -5,9 +5,12 @@ vnc.sock, serial.sock, serial.log, qemu.pid and qemu.log (qemu's own messages). 
 and that pidfile path are how the driver recognises its own processes after a restart.
 """
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from common.imagestore import Disk, Source
 from ucloud_vm.driver import VMSpec
 
 QEMU = "qemu-system-x86_64"
@@ -105,12 +108,11 @@ def build(spec: VMSpec, accel: str) -> list[str]:
         str(paths.pidfile),
     ]
     for index, disk in enumerate(spec.disks):
+        for node in _chain(disk):
+            argv += ["-blockdev", json.dumps(blockdev(node), separators=(",", ":"))]
         argv += [
-            "-blockdev",
-            f"driver=qcow2,node-name=disk{index},discard=unmap,"
-            f"file.driver=file,file.filename={_escape(disk)},file.aio=threads",
             "-device",
-            f"virtio-blk-pci,drive=disk{index},id=virtio-disk{index}"
+            f"virtio-blk-pci,drive={disk.node},id=virtio-{disk.node}"
             + (",bootindex=0" if index == 0 else ""),
         ]
     # PCIe root ports, one per NIC slot: q35 hot-plugs devices only into such ports.
@@ -120,6 +122,30 @@ def build(spec: VMSpec, accel: str) -> list[str]:
         netdev, device = nic_options(nic)
         argv += ["-netdev", _options(netdev), "-device", _options(device)]
     return argv
+
+
+def blockdev(disk: Disk) -> dict[str, Any]:
+    """The -blockdev options of one block node (also QMP blockdev-add's arguments). `backing`
+    is always set, to the backing node's name or null: qemu never opens a file because an
+    image header names it. JSON, because key=value syntax has no null."""
+    return {
+        "driver": disk.format,
+        "node-name": disk.node,
+        "read-only": disk.read_only,
+        "discard": "unmap",
+        "file": _source(disk.source),
+        "backing": disk.backing.node if disk.backing else None,
+    }
+
+
+def _source(source: Source) -> dict[str, Any]:
+    """The protocol node: where the bytes are (RBD sources become a `driver: rbd` branch)."""
+    return {"driver": "file", "filename": source.path, "aio": "threads"}
+
+
+def _chain(disk: Disk) -> list[Disk]:
+    """The disk and everything under it, bottom first: a node must exist before it is named."""
+    return [*_chain(disk.backing), disk] if disk.backing else [disk]
 
 
 def nic_options(nic: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
