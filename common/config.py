@@ -184,6 +184,20 @@ OPTIONS: dict[str, Option] = {
             "TCP port of ucloud-meta at fe80::a9fe:a9fe on every tenant bridge",
         ),
         Option(
+            "firewall",
+            "nft",
+            str,
+            "firewall driver of ucloud-firewall: nft (Linux), pf (BSD); none: no ucloud-firewall"
+            " on this host (VM ports unfiltered, ucloud-vm does not wait for it)",
+        ),
+        Option(
+            "firewall_default_ingress",
+            "allow",
+            _choice("allow", "deny"),
+            "what reaches a VM without ingress rules: everything (allow) or only replies to its"
+            " own traffic and essential ICMPv6 (deny); a VM with rules gets only what they allow",
+        ),
+        Option(
             "underlay_interface",
             "",
             str,

@@ -107,6 +107,11 @@ def new_nic(network: dict[str, Any], taken_slots: Iterable[int]) -> dict[str, An
     }
 
 
+def nic_addresses(nic: dict[str, Any]) -> list[str]:
+    """The addresses a NIC uses on its network: link-local and SLAAC, both EUI-64 of its MAC."""
+    return [eui64("fe80::/64", nic["mac"]), eui64(nic["prefix"], nic["mac"])]
+
+
 def host_nics(
     hostname: str, vms: Iterable[dict[str, Any]]
 ) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:

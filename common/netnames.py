@@ -3,6 +3,7 @@ ucloud-vm (plugs NICs into taps) and ucloud-ipam (router advertisements on bridg
 Linux allows 15 characters."""
 
 import re
+from pathlib import Path
 
 GATEWAY_LINK_LOCAL = "fe80::1"  # the same router address on every host's bridge of a network
 # ucloud-meta on every bridge: the link-local address OpenStack uses for IPv6 metadata
@@ -34,3 +35,9 @@ def gateway_mac(vni: int) -> str:
     bridge drops frames from another host's bridge (its own address as source), so router
     advertisements of different hosts never meet."""
     return "02:75:00:" + ":".join(f"{(vni >> shift) & 0xFF:02x}" for shift in (16, 8, 0))
+
+
+def firewall_marks(run_dir: str) -> Path:
+    """ucloud-firewall makes a file named after each tap here once the tap's rules are in
+    force; ucloud-vm plugs a NIC into its tap only then, so no NIC sends unfiltered."""
+    return Path(run_dir) / "firewall"

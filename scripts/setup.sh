@@ -12,6 +12,8 @@ APT_PACKAGES=(
     python3 python3-venv python3-dev
     # hosts: processes, namespaces, links
     iproute2 procps psmisc
+    # ucloud-firewall's Linux driver
+    nftables
     # hypervisor and images
     qemu-system-x86 qemu-utils
     # offline test guest image build (guest/build-tiny-image.sh)

@@ -10,7 +10,7 @@ import pytest
 
 from common import ipam
 from tests.test_ssh_keys import make_key
-from ucloud_aio.guestnet import MetadataRig, guest_vm, metadata_rig, run
+from ucloud_aio.guestnet import AgentRig, guest_vm, metadata_rig, run
 
 PORT = 8775
 USER_DATA = "#cloud-config\nhostname: a\n"
@@ -23,7 +23,7 @@ def vm_record(name: str, owner: str) -> dict:
 
 
 @pytest.fixture
-def meta(tmp_path: Path) -> Iterator[MetadataRig]:
+def meta(tmp_path: Path) -> Iterator[AgentRig]:
     vms = [
         (
             vm_record("a", "alice"),
@@ -35,7 +35,7 @@ def meta(tmp_path: Path) -> Iterator[MetadataRig]:
         yield rig
 
 
-def test_each_vm_gets_its_own_keys_and_documents(meta: MetadataRig) -> None:
+def test_each_vm_gets_its_own_keys_and_documents(meta: AgentRig) -> None:
     a, b = meta.net.guests
     assert meta.net.fetch(a, "/ssh-keys", PORT) == (200, KEYS["a"][0] + "\n")
     assert meta.net.fetch(b, "/ssh-keys", PORT) == (200, KEYS["b"][0] + "\n")
@@ -59,13 +59,13 @@ def test_each_vm_gets_its_own_keys_and_documents(meta: MetadataRig) -> None:
     assert meta.net.fetch(a, "/nope", PORT)[0] == 404
 
 
-def test_unknown_caller_gets_404(meta: MetadataRig) -> None:
+def test_unknown_caller_gets_404(meta: AgentRig) -> None:
     stranger = meta.net.add_guest("02:00:00:00:00:99")
     meta.net.wait_link_local(stranger)
     assert meta.net.fetch(stranger, "/ssh-keys", PORT)[0] == 404
 
 
-def test_spoofed_address_is_refused_or_unanswerable(meta: MetadataRig) -> None:
+def test_spoofed_address_is_refused_or_unanswerable(meta: AgentRig) -> None:
     a, b = meta.net.guests
     assert meta.net.fetch(a, "/ssh-keys", PORT)[0] == 200  # the host knows a's address and MAC
     victim = ipam.eui64("fe80::/64", MACS["a"])
@@ -83,9 +83,9 @@ def test_spoofed_address_is_refused_or_unanswerable(meta: MetadataRig) -> None:
     assert status in (0, 404), (status, body)
 
 
-def test_kill9_and_restart_serves_again(meta: MetadataRig) -> None:
+def test_kill9_and_restart_serves_again(meta: AgentRig) -> None:
     """Its sockets and addresses are found again after kill -9 (level-triggered, reuseaddr)."""
-    meta.kill_meta()
+    meta.kill()
     assert meta.net.fetch(meta.net.guests[0], "/ssh-keys", PORT)[0] == 0  # nobody listening
-    meta.start_meta()
+    meta.start()
     assert meta.net.fetch(meta.net.guests[1], "/ssh-keys", PORT) == (200, KEYS["b"][0] + "\n")

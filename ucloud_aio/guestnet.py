@@ -3,9 +3,10 @@ and one namespace per "VM" whose eth0 (the VM's MAC) is plugged into the bridge 
 named like the VM's tap. Real kernel, real packets, no qemu: a request from such a namespace
 looks to ucloud-meta exactly like one from a guest."""
 
+import contextlib
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,15 +83,20 @@ class GuestNet:
         run("ip", "-n", self.host, "link", "set", self.bridge, "up")
         return self
 
-    def add_guest(self, mac: str) -> str:
-        """A guest namespace whose eth0 has this MAC; returns its name."""
+    def add_guest(self, mac: str, vni: int | None = None) -> str:
+        """A guest namespace whose eth0 has this MAC, on the bridge of network `vni` (default:
+        this GuestNet's; made if missing); returns its name."""
         name = f"{self.prefix}g{len(self.guests) + 1}"
+        bridge = netnames.bridge(self.vni if vni is None else vni)
+        if bridge not in run("ip", "-n", self.host, "-o", "link", "show"):
+            run("ip", "-n", self.host, "link", "add", bridge, "type", "bridge")
+            run("ip", "-n", self.host, "link", "set", bridge, "up")
         run("ip", "netns", "add", name)
         self.guests.append(name)
         tap = netnames.tap(mac)
         run("ip", "-n", self.host, "link", "add", tap, "type", "veth", "peer", "name", "eth0")
         run("ip", "-n", self.host, "link", "set", "eth0", "netns", name)
-        run("ip", "-n", self.host, "link", "set", tap, "master", self.bridge, "up")
+        run("ip", "-n", self.host, "link", "set", tap, "master", bridge, "up")
         run("ip", "-n", name, "link", "set", "eth0", "address", mac)
         run("ip", "-n", name, "link", "set", "lo", "up")
         run("ip", "-n", name, "link", "set", "eth0", "up")
@@ -137,26 +143,23 @@ def guest_vm(uuid: str, name: str, owner: str, mac: str, prefix: str = "fd00:aa:
 
 
 @dataclass
-class MetadataRig:
-    """ucloud-meta serving a GuestNet: its process can be killed and started again."""
+class AgentRig:
+    """A host agent (`python -m <module>`) serving a GuestNet from its host namespace, with its
+    own etcd; its process can be killed and started again."""
 
     net: GuestNet
     argv: list[str]
     log: Path
-    port: int
+    ready: Callable[["AgentRig"], bool]
+    store: Store
     process: subprocess.Popen | None = None
 
-    def start_meta(self, timeout: float = 15.0) -> None:
-        """Start ucloud-meta in the host namespace; return once the first guest is answered."""
+    def start(self, timeout: float = 15.0) -> None:
+        """Start the agent in the host namespace; return once it is ready."""
         self.process = spawn(["ip", "netns", "exec", self.net.host, *self.argv], self.log)
-        wait_until(
-            lambda: self.net.fetch(self.net.guests[0], "/ssh-keys", self.port)[0] == 200,
-            timeout,
-            f"ucloud-meta to answer (see {self.log})",
-            interval=0.1,
-        )
+        wait_until(lambda: self.ready(self), timeout, f"the agent (see {self.log})", interval=0.1)
 
-    def kill_meta(self) -> None:
+    def kill(self) -> None:
         if self.process is not None:
             self.process.kill()
             self.process.wait()
@@ -164,17 +167,22 @@ class MetadataRig:
 
 
 @contextmanager
-def metadata_rig(
-    state: Path, prefix: str, vms: list[tuple[dict[str, Any], dict[str, Any]]], port: int
-) -> Iterator[MetadataRig]:
-    """ucloud-meta in host namespace `<prefix>h` with its own etcd (reached over the uplink),
-    the (VM record, VM data) pairs stored, and a guest namespace per VM's first NIC. Yields once
-    the first guest is answered; removes everything afterwards."""
-    net = GuestNet(prefix)
+def agent_rig(
+    state: Path,
+    net: GuestNet,
+    vms: list[tuple[dict[str, Any], dict[str, Any]]],
+    module: str,
+    settings: dict[str, str],
+    ready: Callable[[AgentRig], bool],
+) -> Iterator[AgentRig]:
+    """The agent in host namespace `<prefix>h` with its own etcd (reached over the uplink), the
+    (VM record, VM data) pairs stored, and a guest namespace per VM's first NIC. Yields once
+    the agent is ready; removes everything afterwards."""
     etcd = EtcdServer(state / "etcd", extra_hosts=[net.uplink_address])
-    conf = state / "meta.conf"
-    argv = [sys.executable, "-m", "ucloud_meta", "--config", str(conf)]
-    rig = MetadataRig(net, argv, state / "meta.log", port)
+    conf = state / f"{module}.conf"
+    argv = [sys.executable, "-m", module, "--config", str(conf)]
+    store = None
+    rig = None
     try:
         net.create()
         etcd.start()
@@ -182,17 +190,37 @@ def metadata_rig(
         for vm, data in vms:
             store.put(keys.vm(vm["uuid"]), vm)
             store.put(keys.vm_data(vm["uuid"]), data)
-            net.add_guest(vm["networks"][0]["mac"])
-        store.close()
-        conf.write_text(
-            f"etcd_endpoints = [{net.uplink_address}]:{etcd.client_port}\n"
-            f"hostname = h1\nmetadata_port = {port}\nmetrics_port = 0\nlog_level = WARNING\n"
-        )
+            nic = vm["networks"][0]
+            net.add_guest(nic["mac"], nic["vni"])
+        values = {
+            "etcd_endpoints": f"[{net.uplink_address}]:{etcd.client_port}",
+            "hostname": "h1",
+            "metrics_port": "0",
+            "log_level": "WARNING",
+            **settings,
+        }
+        conf.write_text("".join(f"{key} = {value}\n" for key, value in values.items()))
         for guest in net.guests:
             net.wait_link_local(guest)
-        rig.start_meta()
+        rig = AgentRig(net, argv, state / f"{module}.log", ready, store)
+        rig.start()
         yield rig
     finally:
-        rig.kill_meta()
+        if rig is not None:
+            rig.kill()
+        if store is not None:
+            store.close()
         etcd.kill()
         net.destroy()
+
+
+def metadata_rig(
+    state: Path, prefix: str, vms: list[tuple[dict[str, Any], dict[str, Any]]], port: int
+) -> "contextlib.AbstractContextManager[AgentRig]":
+    """ucloud-meta serving guest namespaces; ready once the first guest is answered."""
+
+    def answered(rig: AgentRig) -> bool:
+        return rig.net.fetch(rig.net.guests[0], "/ssh-keys", port)[0] == 200
+
+    settings = {"metadata_port": str(port)}
+    return agent_rig(state, GuestNet(prefix), vms, "ucloud_meta", settings, answered)
