@@ -1,4 +1,4 @@
-"""Tables for people, JSON for programs."""
+"""Tables for people, JSON for programs: emit() is the one place that chooses between them."""
 
 import json
 from collections.abc import Callable, Sequence
@@ -9,10 +9,23 @@ import click
 from common.units import format_size
 
 Column = tuple[str, Callable[[dict[str, Any]], Any]]
+Readable = Sequence[Column] | Callable[[Any], None]
 
 
-def emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, indent=2, sort_keys=True))
+def emit(as_json: bool, data: Any, readable: Readable) -> None:
+    """`data` as JSON with --json, else readably: a table of these columns (a single record is
+    one row), or a function that prints `data` its own way."""
+    if as_json:
+        click.echo(json.dumps(data, indent=2, sort_keys=True))
+    elif callable(readable):
+        readable(data)
+    else:
+        table(data if isinstance(data, list) else [data], readable)
+
+
+def fields(*names: str) -> list[Column]:
+    """Columns that show a record's field of the same name as it is."""
+    return [(name, lambda record, name=name: record[name]) for name in names]
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> None:
@@ -26,9 +39,10 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> None:
         click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
 
 
-def details(record: dict[str, Any], fields: Sequence[Column]) -> None:
-    width = max(len(title) for title, _ in fields)
-    for title, get in fields:
+def details(record: dict[str, Any], columns: Sequence[Column]) -> None:
+    """One record, a `title: value` line per column (for records too wide for a table row)."""
+    width = max(len(title) for title, _ in columns)
+    for title, get in columns:
         click.echo(f"{title + ':':<{width + 1}} {_blank(get(record))}")
 
 
