@@ -1,4 +1,4 @@
-"""TOTP authentication in the ungleich-otp style (DESIGN §5).
+"""TOTP authentication in the ungleich-otp style (docs/api.md).
 
 A caller presents name, realm and a current 6-digit TOTP token. Two backends check it:
 - `local`: seeds kept in etcd (/v1/user/<name>/account), RFC 6238, 30 s steps, a small window;

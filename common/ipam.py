@@ -13,7 +13,7 @@ from typing import Any
 from common.errors import Conflict
 from common.store import Delete, Put, Store, Transaction, absent, keys
 
-ACTIVE, DELETING = "ACTIVE", "DELETING"
+ACTIVE = "ACTIVE"  # model.DELETING while ucloud_api/deletion.py looks for users
 MAX_NICS = 8  # hot-pluggable slots per VM (qemu pcie-root-ports)
 
 

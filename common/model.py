@@ -12,7 +12,7 @@ from common.store import Delete, keys
 RUNNING, STOPPED, DELETED = "running", "stopped", "deleted"
 DESIRED_STATES = (RUNNING, STOPPED, DELETED)
 
-# VM.status (DESIGN §4)
+# VM.status (docs/api.md: a VM's life)
 PENDING = "PENDING"  # accepted, no host yet
 SCHEDULED = "SCHEDULED"  # host chosen, the host's VM agent has not reported yet
 STATUS_RUNNING = "RUNNING"
@@ -20,10 +20,12 @@ STATUS_STOPPED = "STOPPED"
 MIGRATING = "MIGRATING"
 ERROR = "ERROR"
 KILLED = "KILLED"  # its host died; runs again once rescheduled
-DELETING = "DELETING"  # desired deleted, resources being released
 
 # Host.status
 ALIVE, DEAD = "ALIVE", "DEAD"
+
+# Image.status and network status while ucloud_api/deletion.py looks for their users
+DELETING = "DELETING"
 
 LOG_KEEP = 30  # newest log lines kept on a record
 

@@ -1,4 +1,4 @@
-"""A small ungleich-otp server for tests: the verify endpoint as DESIGN §5 describes it, served
+"""A small ungleich-otp server for tests: the verify endpoint as docs/api.md describes it, served
 over real HTTP on a free loopback port (the real server is a Django app we do not package)."""
 
 import threading

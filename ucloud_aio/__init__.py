@@ -1,2 +1,2 @@
-"""ucloud-aio: a complete cloud on one machine (DESIGN §6a). Also the process management the
+"""ucloud-aio: a complete cloud on one machine (docs/aio.md). Also the process management the
 test suite uses as its fixtures, so users and tests run the same code."""

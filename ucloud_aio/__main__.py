@@ -1,4 +1,4 @@
-"""ucloud-aio up|down|status: a complete cloud on this machine (DESIGN §6a)."""
+"""ucloud-aio up|down|status: a complete cloud on this machine (docs/aio.md)."""
 
 import signal
 import subprocess

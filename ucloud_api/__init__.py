@@ -1,2 +1,2 @@
-"""ucloud-api: the REST API (DESIGN §5). Validates, authenticates, authorises and writes desired
+"""ucloud-api: the REST API (docs/api.md). Validates, authenticates, authorises and writes desired
 state to etcd; never talks to hosts directly."""

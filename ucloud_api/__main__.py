@@ -61,7 +61,7 @@ def _child_exit(server: Any, worker: Any) -> None:
     help="create admin user NAME (local auth) if missing, print its CLI config, exit",
 )
 def main(config_path: str | None, bootstrap_admin: str | None, **flags: Any) -> None:
-    """Serve the ucloud REST API (DESIGN §5) with gunicorn."""
+    """Serve the ucloud REST API (docs/api.md) with gunicorn."""
     config = configuration.load_from_flags(config_path, flags)
     logsetup.setup(config.log_level, "ucloud-api")
     IMAGE_STORES.driver_class(config.image_store)  # a wrong name ends here, not in each worker

@@ -15,14 +15,15 @@ from flask import Blueprint, jsonify
 from common import model
 from common.auth import Caller
 from common.errors import Conflict, Forbidden, InvalidInput, NotFound
-from common.store import Delete, Put, Reader, absent, keys, mod_revision_is
+from common.store import Delete, Put, Reader, absent, keys
 from common.store.client import Entry
 from common.validation import NAME_SCHEMA, Field, Schema, absolute_path, name
 from ucloud_api.context import body, caller, services
+from ucloud_api.deletion import delete_unless_used
 
 blueprint = Blueprint("images", __name__)
 
-AVAILABLE, DELETING = "AVAILABLE", "DELETING"
+AVAILABLE = "AVAILABLE"  # DELETING while ucloud_api/deletion.py looks for users
 
 REGISTER = Schema(
     "ImageRegistration",
@@ -114,19 +115,14 @@ def delete(uuid: str) -> Any:
         raise NotFound(f"unknown image {uuid!r}")
     if not who.may_access(entry.value["owner"]):
         raise Forbidden("only the image's owner or the admin realm may delete it")
-    # Mark DELETING first: a VM create that read the image before this point fails its
-    # mod_revision check, one after it sees DELETING. So the VM scan below cannot miss a user.
-    marked = store.txn(
-        [mod_revision_is(entry.key, entry.mod_revision)],
-        [Put(entry.key, {**entry.value, "status": DELETING})],
-    )
-    if not marked.succeeded:
-        raise Conflict("the image changed meanwhile; try again")
-    users = [e.value["uuid"] for e in store.list(keys.VM).entries if e.value.get("image") == uuid]
-    if users:
-        store.put(entry.key, entry.value)
-        raise Conflict(f"image is used by {len(users)} VM(s), e.g. {users[0]}")
     image = entry.value
-    store.txn([], [Delete(keys.image(uuid)), Delete(keys.image_name(scope(image), image["name"]))])
+
+    def users() -> list[str]:
+        return [
+            e.value["uuid"] for e in store.list(keys.VM).entries if e.value.get("image") == uuid
+        ]
+
+    release = [Delete(keys.image(uuid)), Delete(keys.image_name(scope(image), image["name"]))]
+    delete_unless_used(store, entry, users, release, "image")
     svc.images.remove_image(uuid)
     return jsonify({**image, "status": "DELETED"}), 200

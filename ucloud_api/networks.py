@@ -12,10 +12,11 @@ from flask import Blueprint, jsonify
 from common import ipam, model
 from common.auth import Caller
 from common.errors import Conflict, NotFound
-from common.store import Put, Reader, keys, mod_revision_is
+from common.store import Reader, keys
 from common.store.client import Entry
 from common.validation import NAME_SCHEMA, Field, Schema, name
 from ucloud_api.context import body, caller, services
+from ucloud_api.deletion import delete_unless_used
 
 blueprint = Blueprint("networks", __name__)
 
@@ -90,20 +91,15 @@ def delete(network: str) -> Any:
     who = caller()
     svc = services()
     entry = owned(svc.store, who.name, network)
-    marked = svc.store.txn(
-        [mod_revision_is(entry.key, entry.mod_revision)],
-        [Put(entry.key, {**entry.value, "status": ipam.DELETING})],
-    )
-    if not marked.succeeded:
-        raise Conflict("the network changed meanwhile; try again")
-    users = [
-        e.value["uuid"]
-        for e in svc.store.list(keys.VM).entries
-        if e.value["owner"] == who.name
-        and any(n["network"] == network for n in e.value.get("networks", []))
-    ]
-    if users:
-        svc.store.put(entry.key, entry.value)
-        raise Conflict(f"network {network!r} is attached to {len(users)} VM(s), e.g. {users[0]}")
-    svc.store.txn([], ipam.release_network_ops(entry.value, svc.config.network_prefixes))
+
+    def users() -> list[str]:
+        return [
+            e.value["uuid"]
+            for e in svc.store.list(keys.VM).entries
+            if e.value["owner"] == who.name
+            and any(n["network"] == network for n in e.value.get("networks", []))
+        ]
+
+    release = ipam.release_network_ops(entry.value, svc.config.network_prefixes)
+    delete_unless_used(svc.store, entry, users, release, f"network {network!r}", "is attached to")
     return jsonify({**entry.value, "status": "DELETED"}), 200

@@ -1,1 +1,1 @@
-"""ucloud-cli: the command line over the REST API (DESIGN §6)."""
+"""ucloud-cli: the command line over the REST API (docs/cli.md)."""

@@ -1,4 +1,4 @@
-"""ucloud-cli <group> <command>: vm, network, image, host, user, ssh-key (DESIGN §6). This module
+"""ucloud-cli <group> <command>: vm, network, image, host, user, ssh-key (docs/cli.md). This module
 only wires the groups of ucloud_cli/commands/ into the root group and turns CliError into exit 1."""
 
 import sys

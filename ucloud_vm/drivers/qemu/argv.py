@@ -1,6 +1,6 @@
 """qemu's command line for a VM: a pure function of the spec (tested as text, no qemu needed).
 
-Every path the VM uses is inside its run dir <run_dir>/vm/<uuid>/ (DESIGN §6a): qmp.sock,
+Every path the VM uses is inside its run dir <run_dir>/vm/<uuid>/ (docs/aio.md): qmp.sock,
 vnc.sock, serial.sock, serial.log, qemu.pid and qemu.log (qemu's own messages). `-uuid <uuid>`
 and that pidfile path are how the driver recognises its own processes after a restart.
 """
