@@ -3,6 +3,7 @@ stored form and knows its OpenAPI description. Validation happens once, at the e
 everything after it handles only well-formed records.
 """
 
+import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -99,6 +100,44 @@ def text(maximum: int) -> Parser:
         return value
 
     return parse
+
+
+def choice(*choices: str) -> Parser:
+    def parse(value: Any, what: str) -> str:
+        if value not in choices:
+            raise InvalidInput(f"{what}: expected one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return parse
+
+
+PORT_RANGE_PATTERN = r"^[0-9]{1,5}(-[0-9]{1,5})?$"
+_PORT_RANGE = re.compile(PORT_RANGE_PATTERN)
+
+
+def port_range(value: Any, what: str) -> list[int]:
+    """A port (22, "22") or a range ("8000-8080") of 1-65535, stored as [first, last]."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not _PORT_RANGE.fullmatch(value):
+        raise InvalidInput(f"{what}: expected a port or a range like 8000-8080, got {value!r}")
+    first, _, last = value.partition("-")
+    ports = [int(first), int(last or first)]
+    if not 1 <= ports[0] <= ports[1] <= 65535:
+        raise InvalidInput(f"{what}: ports must be 1-65535, the first not above the last")
+    return ports
+
+
+def ipv6_prefix(value: Any, what: str) -> str:
+    """An IPv6 prefix (a bare address is a /128), normalised; never a name to resolve."""
+    if not isinstance(value, str) or not value.isascii():
+        raise InvalidInput(f"{what}: expected an IPv6 prefix like 2001:db8::/32, got {value!r}")
+    try:
+        return str(ipaddress.IPv6Network(value, strict=False))
+    except ValueError:
+        raise InvalidInput(
+            f"{what}: expected an IPv6 prefix like 2001:db8::/32, got {value!r}"
+        ) from None
 
 
 def absolute_path(value: Any, what: str) -> str:

@@ -22,8 +22,8 @@ APT_PACKAGES=(
     libldap2-dev libsasl2-dev gcc slapd ldap-utils
     # handy for debugging serial consoles and sockets
     socat
-    # HTTP load generator for bench/
-    wrk
+    # load generators for bench/: HTTP, TCP
+    wrk iperf3
 )
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }

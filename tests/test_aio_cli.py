@@ -153,6 +153,7 @@ def test_environment_credentials_win(cloud: AllInOne, user_env) -> None:
         "host1.ucloud-host",
         "host1.ucloud-vm",
         "host1.ucloud-meta",
+        "host1.ucloud-firewall",
         "etcd",
     ],
 )

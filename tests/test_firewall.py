@@ -27,6 +27,7 @@ MACS = {
 }
 GUARD_RULES = [{"protocol": "udp", "ports": [5001, 5001], "source": "::/0"}]
 HOST_SERVICE_PORT = 2379
+METRICS_PORT = 9471  # inside the host namespace: its own loopback
 
 
 def ll(name: str) -> str:
@@ -126,7 +127,12 @@ def fw(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Firewalled]:
     run_dir = state / "run"
     net = GuestNet(f"ufw{os.getpid() % 10000}")
     vms = [(record(name), {}) for name in "argc"]
-    settings = {"run_dir": str(run_dir), "metadata_port": "8775", "firewall": "nft"}
+    settings = {
+        "run_dir": str(run_dir),
+        "metadata_port": "8775",
+        "firewall": "nft",
+        "metrics_port": str(METRICS_PORT),
+    }
     with agent_rig(
         state, net, vms, "ucloud_firewall", settings, lambda _: marks_made(run_dir, "argc")
     ) as rig:
@@ -179,6 +185,22 @@ def test_spoofed_frames_are_dropped(fw: Firewalled, rule: str) -> None:
     assert fw.delivered("r", "a", SPOOFS[rule](marker), marker) == 0
     assert fw.dropped(rule) >= before + 3
     assert fw.port_drops("r") >= port_before + 3
+
+
+def test_drops_are_in_the_metrics(fw: Firewalled) -> None:
+    fetch = (
+        "import urllib.request as u, sys; sys.stdout.write(u.urlopen(sys.argv[1]).read().decode())"
+    )
+    url = f"http://127.0.0.1:{METRICS_PORT}/metrics"
+    text = run("ip", "netns", "exec", fw.net.host, sys.executable, "-c", fetch, url)
+    lines = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("ucloud_firewall")
+    }
+    assert lines['ucloud_firewall_dropped_packets_total{rule="wrong_mac"}'] >= 3
+    labels = f'tap="{netnames.tap(MACS["r"])}",vm="{record("r")["uuid"]}"'
+    assert lines[f"ucloud_firewall_port_dropped_packets_total{{{labels}}}"] >= 3
 
 
 @pytest.mark.parametrize("hop_by_hop", [False, True])

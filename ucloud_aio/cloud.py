@@ -8,7 +8,7 @@ Hosts are always network namespaces (lab.py): host1..hostN (one by default) on a
 each with its own ucloud-host and ucloud-vm and its own run dir under hosts/<name>/, all sharing
 one etcd and one image/disk store (shared_storage on). So a cloud never touches this machine's
 own network configuration, and `down` removes every link it made. `kill_host`, `cut_host` and
-`restore_host` inject a power cut or a partition and undo it (DESIGN §6a's lab).
+`restore_host` inject a power cut or a partition and undo it (the lab of docs/aio.md).
 """
 
 import json
@@ -43,7 +43,8 @@ from ucloud_aio.procs import (
 log = logging.getLogger(__name__)
 
 DEFAULT_STATE_DIR = "/var/lib/ucloud-aio"
-HOST_AGENTS = ("host", "vm", "net", "ipam", "meta")  # ucloud-<name> daemons every host runs
+# ucloud-<name> daemons every host runs
+HOST_AGENTS = ("host", "vm", "net", "ipam", "meta", "firewall")
 ADMIN = "admin"
 
 

@@ -22,7 +22,7 @@ from common.directory import LdapDirectory
 from common.errors import UcloudError
 from common.imagestore import IMAGE_STORES
 from common.store import Store
-from ucloud_api import errors, hosts, images, networks, openapi, sshkeys, users, vms
+from ucloud_api import errors, firewall, hosts, images, networks, openapi, sshkeys, users, vms
 from ucloud_api.context import Services, authenticate_request
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def create_app(
     def openapi_json() -> Any:
         return jsonify(openapi.document())
 
-    for module in (vms, networks, hosts, users, sshkeys, images):
+    for module in (vms, networks, hosts, users, sshkeys, images, firewall):
         app.register_blueprint(module.blueprint)
     return app
 

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from ucloud_api import images, networks, sshkeys, users, vms
+from ucloud_api import firewall, images, networks, sshkeys, users, vms
 
 _ERROR = {
     "description": "error",
@@ -158,6 +158,26 @@ def document() -> dict[str, Any]:
                         *_UUID,
                         {
                             "name": "network",
+                            "in": "path",
+                            "required": True,
+                            "schema": {"type": "string"},
+                        },
+                    ],
+                }
+            },
+            "/v1/vm/{uuid}/firewall": {
+                "get": _with_uuid(_op("a VM's ingress rules", 200, _ANY_LIST)),
+                "post": _with_uuid(
+                    _op("allow traffic in to a VM", 201, _ANY_OBJECT, firewall.RULE.openapi())
+                ),
+            },
+            "/v1/vm/{uuid}/firewall/{rule}": {
+                "delete": {
+                    **_op("remove an ingress rule", 200, _ANY_OBJECT),
+                    "parameters": [
+                        *_UUID,
+                        {
+                            "name": "rule",
                             "in": "path",
                             "required": True,
                             "schema": {"type": "string"},

@@ -17,6 +17,7 @@ from ucloud_vm.agent import VMAgent
     "etcd_endpoints",
     "hostname",
     "run_dir",
+    "firewall",
     "image_store",
     "image_dir",
     "hypervisor",

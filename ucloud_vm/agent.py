@@ -205,7 +205,9 @@ class VMAgent:
         specs = vm["specs"]
         nics = self._nics(vm)
         if not self._taps_ready(nics):
-            log.info("VM %s waits for its taps (ucloud-net)", uuid)
+            log.info(
+                "VM %s waits for its taps (ucloud-net) and their rules (ucloud-firewall)", uuid
+            )
             return
         try:
             disks = self.disks.prepare_vm_disks(
@@ -233,10 +235,16 @@ class VMAgent:
         ]
 
     def _taps_ready(self, nics: list[dict[str, Any]], timeout: float = 10.0) -> bool:
-        """ucloud-net makes the taps as soon as it sees the VM here; give it a moment."""
-        return poll(
-            lambda: all(self.driver.port_ready(nic["tap"]) for nic in nics), timeout, stop=self.stop
-        )
+        """ucloud-net makes the taps as soon as it sees the VM here, and ucloud-firewall puts
+        their rules in force (it marks them): give both a moment. A NIC is plugged in only
+        then, so it never sends unfiltered."""
+        marks = netnames.firewall_marks(self.config.run_dir)
+        filtered = self.config.firewall != "none"
+
+        def ready(tap: str) -> bool:
+            return self.driver.port_ready(tap) and (not filtered or (marks / tap).exists())
+
+        return poll(lambda: all(ready(nic["tap"]) for nic in nics), timeout, stop=self.stop)
 
     def _sync_nics(self, uuid: str, vm: dict[str, Any]) -> None:
         """Hot-plug the NICs the record has and the VM lacks; unplug the others."""

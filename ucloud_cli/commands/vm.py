@@ -8,7 +8,7 @@ import click
 
 from ucloud_cli import output, vms
 from ucloud_cli.client import CliError
-from ucloud_cli.commands import Session, add_list, pass_session, pass_session_json
+from ucloud_cli.commands import Session, add_list, firewall, pass_session, pass_session_json
 from ucloud_cli.console import attach
 
 COLUMNS: list[output.Column] = [
@@ -20,6 +20,7 @@ COLUMNS: list[output.Column] = [
 ]
 
 group = click.Group("vm", help="Virtual machines.")
+group.add_command(firewall.group)
 
 
 def wait_option(function: Callable[..., Any]) -> Callable[..., Any]:
