@@ -204,6 +204,13 @@ OPTIONS: dict[str, Option] = {
             "the host's interface VXLAN runs over (empty: the one holding underlay_address)",
         ),
         Option("underlay_address", "", str, "the host's IPv6 address on the VXLAN underlay"),
+        Option(
+            "network_driver",
+            "linux",
+            str,
+            "network driver: linux (ucloud-net's bridges, VXLANs and taps; ucloud-ipam's and"
+            " ucloud-meta's addresses and sockets on tenant bridges)",
+        ),
         Option("host_cpu", "", _optional_int, "CPUs this host offers (empty: detected)"),
         Option("host_ram", "", _optional_size, "memory this host offers (empty: detected)"),
         Option(
@@ -211,6 +218,12 @@ OPTIONS: dict[str, Option] = {
             "",
             _optional_size,
             "disk this host offers (empty: free space of image_dir)",
+        ),
+        Option(
+            "host_facts",
+            "linux",
+            str,
+            "where ucloud-host measures capacity and usage: linux (/proc, statvfs)",
         ),
         Option("host_report_interval", "10", float, "seconds between a host's usage reports"),
         Option("cpu_overcommit", "4.0", float, "vCPUs placed per host CPU"),

@@ -26,8 +26,10 @@ class Daemons:
     def start(
         self, name: str, conf: Path, *args: str, log_name: str | None = None
     ) -> subprocess.Popen:
-        log = self.log_dir / f"{log_name or name}.log"
-        process = spawn([venv_script(name), "--config", str(conf), *args], log)
+        return self.run([venv_script(name), "--config", str(conf), *args], log_name or name)
+
+    def run(self, argv: list[str], log_name: str) -> subprocess.Popen:
+        process = spawn(argv, self.log_dir / f"{log_name}.log")
         self.processes.append(process)
         return process
 

@@ -7,6 +7,7 @@ import click
 from common import config as configuration
 from common import daemon
 from common.store import Store
+from ucloud_host import drivers
 from ucloud_host.agent import HostAgent
 
 
@@ -19,6 +20,7 @@ from ucloud_host.agent import HostAgent
     "host_ram",
     "host_disk",
     "host_report_interval",
+    "host_facts",
     "underlay_address",
     "run_dir",
     "image_dir",
@@ -28,8 +30,9 @@ from ucloud_host.agent import HostAgent
 def main(config_path: str | None, **flags: Any) -> None:
     """Register this host and keep its liveness lease."""
     config = daemon.start("ucloud-host", config_path, flags)
+    facts = drivers.HOST_FACTS.load(config.host_facts, config)
     store = Store.from_config(config)
-    agent = HostAgent(store, config)
+    agent = HostAgent(store, config, facts)
     daemon.stop_on_signals(agent.stop)
     agent.run()
     store.close()

@@ -16,14 +16,16 @@ from common.errors import UcloudError
 from common.store import Store, keys
 from common.store.session import Session
 from ucloud_host import capacity
+from ucloud_host.driver import HostFacts
 
 log = logging.getLogger(__name__)
 
 
 class HostAgent:
-    def __init__(self, store: Store, config: Any) -> None:
+    def __init__(self, store: Store, config: Any, facts: HostFacts) -> None:
         self.store = store
         self.config = config
+        self.facts = facts
         self.hostname: str = config.hostname
         self.stop = threading.Event()
         self.session: Session | None = None
@@ -48,7 +50,7 @@ class HostAgent:
         self.store.put(
             keys.alive(self.hostname), {"hostname": self.hostname}, lease=self.session.lease_id
         )
-        caps = capacity.detect(self.config)
+        caps = capacity.detect(self.config, self.facts)
 
         def register(record: dict[str, Any]) -> dict[str, Any]:
             if record.get("status") != model.ALIVE:
@@ -105,7 +107,7 @@ class HostAgent:
                 return
 
     def _report(self) -> None:
-        measured = capacity.usage(self.config)
+        measured = capacity.usage(self.config, self.facts)
 
         def report(record: dict[str, Any]) -> dict[str, Any]:
             record["usage"] = measured

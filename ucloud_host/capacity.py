@@ -1,18 +1,11 @@
-"""What this machine offers and uses (Linux /proc; other platforms add their own probes)."""
+"""What ucloud-host reports: capacity (config overrides win over the measured facts) and usage.
+The measuring is the host facts driver's (ucloud_host/driver.py); this module never asks the
+platform itself."""
 
-import os
 from pathlib import Path
 from typing import Any
 
-
-def _meminfo() -> dict[str, int]:
-    values = {}
-    for line in Path("/proc/meminfo").read_text().splitlines():
-        name, _, rest = line.partition(":")
-        parts = rest.split()
-        if parts:
-            values[name] = int(parts[0]) * (1024 if len(parts) > 1 else 1)
-    return values
+from ucloud_host.driver import HostFacts
 
 
 def _existing_parent(path: str) -> str:
@@ -22,22 +15,19 @@ def _existing_parent(path: str) -> str:
     return str(current)
 
 
-def detect(config: Any) -> dict[str, int]:
+def detect(config: Any, facts: HostFacts) -> dict[str, int]:
     """Capacity: config overrides (host_cpu, host_ram, host_disk) win over detection."""
-    stat = os.statvfs(_existing_parent(config.image_dir))
     return {
-        "cpu": config.host_cpu or os.cpu_count() or 1,
-        "ram": config.host_ram or _meminfo()["MemTotal"],
-        "disk": config.host_disk or stat.f_blocks * stat.f_frsize,
+        "cpu": config.host_cpu or facts.cpus(),
+        "ram": config.host_ram or facts.memory().total,
+        "disk": config.host_disk or facts.filesystem(_existing_parent(config.image_dir)).total,
     }
 
 
-def usage(config: Any) -> dict[str, Any]:
+def usage(config: Any, facts: HostFacts) -> dict[str, Any]:
     """Measured use, for operators (placement uses the allocations, not this)."""
-    memory = _meminfo()
-    stat = os.statvfs(_existing_parent(config.image_dir))
     return {
-        "load1": round(os.getloadavg()[0], 2),
-        "ram_used": memory["MemTotal"] - memory.get("MemAvailable", memory["MemFree"]),
-        "disk_used": (stat.f_blocks - stat.f_bavail) * stat.f_frsize,
+        "load1": round(facts.load(), 2),
+        "ram_used": facts.memory().used,
+        "disk_used": facts.filesystem(_existing_parent(config.image_dir)).used,
     }

@@ -3,15 +3,13 @@ advertisements on them (ra.py)."""
 
 import logging
 import threading
-from pathlib import Path
 from typing import Any
 
-from pyroute2 import IPRoute
-
-from common import ipam, linklocal, netnames
+from common import ipam, netnames
 from common.runner import Runner
 from common.store import Store, keys
 from common.store.mirror import Mirror
+from common.tenantlinks import TenantLinks
 from ucloud_ipam.ra import Advert, Sender
 
 log = logging.getLogger(__name__)
@@ -20,14 +18,14 @@ SOON, IDLE = 0.1, 2.0  # seconds to the next pass: a bridge is missing / all ser
 
 
 class IpamAgent:
-    def __init__(self, store: Store, config: Any) -> None:
+    def __init__(self, store: Store, config: Any, links: TenantLinks) -> None:
         self.hostname = config.hostname
         self.dns: list[str] = config.network_dns
         self.stop = threading.Event()
         self.wake = threading.Event()
         self.vms = Mirror(store, keys.VM, changed=self.wake)
-        self.sender = Sender()
-        self.ipr = IPRoute()
+        self.links = links
+        self.sender = Sender(links)
         # (vni, mac) of the NICs served; None before the first pass
         self._nics: set[tuple[int, str]] | None = None
 
@@ -36,7 +34,6 @@ class IpamAgent:
         Runner("ucloud-ipam", self.reconcile, [self.vms], self.wake, self.stop, IDLE).run()
         self.vms.stop()
         self.sender.close()
-        self.ipr.close()
 
     def reconcile(self) -> float | None:
         """Serve every network whose bridge exists; while a bridge is still missing (ucloud-net
@@ -66,7 +63,7 @@ class IpamAgent:
     def _gateway(self, vni: int) -> bool:
         """fe80::1 on the network's bridge (made by ucloud-net); False while it is missing."""
         name = netnames.bridge(vni)
-        if linklocal.ensure(self.ipr, name, netnames.GATEWAY_LINK_LOCAL) is None:
+        if self.links.ensure_address(name, netnames.GATEWAY_LINK_LOCAL) is None:
             return False
-        Path(f"/proc/sys/net/ipv6/conf/{name}/accept_ra").write_text("0")
+        self.links.refuse_router_adverts(name)
         return True

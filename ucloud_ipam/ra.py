@@ -8,6 +8,9 @@ a few seconds when a NIC joins a bridge, and repeats unsolicited RAs every 10 s.
 Every bridge of a network has the same router identity on every host (common.netnames:
 gateway MAC, fe80::1), so a VM sees one router wherever it runs, and RAs of other hosts never
 reach it: a bridge drops frames that carry its own MAC as source.
+
+`build` is pure (bytes out of an Advert); the sockets come from the tenant links driver
+(common/tenantlinks.py): this module must not confine sockets to a device itself.
 """
 
 import ipaddress
@@ -21,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from common import netnames
+from common.tenantlinks import TenantLinks
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +82,8 @@ def build(advert: Advert) -> bytes:
 class Sender:
     """One raw ICMPv6 socket per bridge, served by one thread."""
 
-    def __init__(self) -> None:
+    def __init__(self, links: TenantLinks) -> None:
+        self._links = links
         # interface -> (what it says, socket bound to it, the message, interface index)
         self._adverts: dict[str, tuple[Advert, socket.socket, bytes, int]] = {}
         self._lock = threading.Lock()
@@ -101,7 +106,10 @@ class Sender:
                     continue  # a bridge made anew (other index) needs a socket bound to it
                 if current is not None:
                     current[1].close()
-                self._adverts[name] = (advert, self._open(name, index), build(advert), index)
+                sock = self._links.icmpv6_socket(
+                    name, index, netnames.GATEWAY_LINK_LOCAL, ALL_ROUTERS
+                )
+                self._adverts[name] = (advert, sock, build(advert), index)
                 self._send(name, ALL_NODES)  # tell the link at once
                 log.info("advertising %s on %s (MTU %d)", advert.prefix, name, advert.mtu)
 
@@ -109,22 +117,6 @@ class Sender:
         """A NIC joined this network here: advertise often for a few seconds."""
         with self._lock:
             self._bursts[interface] = time.monotonic() + BURST_LENGTH
-
-    @staticmethod
-    def _open(name: str, index: int) -> socket.socket:
-        sock = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, name.encode())
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_HOPS, 255)
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_UNICAST_HOPS, 255)
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, index)
-        sock.setsockopt(
-            socket.IPPROTO_IPV6,
-            socket.IPV6_JOIN_GROUP,
-            socket.inet_pton(socket.AF_INET6, ALL_ROUTERS) + struct.pack("@I", index),
-        )
-        sock.bind((netnames.GATEWAY_LINK_LOCAL, 0, 0, index))
-        sock.setblocking(False)
-        return sock
 
     def _send(self, name: str, destination: str) -> None:
         entry = self._adverts.get(name)

@@ -5,12 +5,11 @@ import logging
 import threading
 from typing import Any
 
-from pyroute2 import IPRoute
-
-from common import ipam, linklocal, netnames
+from common import ipam, netnames
 from common.runner import Runner
 from common.store import Store, keys
 from common.store.mirror import Mirror
+from common.tenantlinks import TenantLinks
 from ucloud_meta import callers, documents
 from ucloud_meta.documents import NOT_FOUND, Answer
 from ucloud_meta.server import BridgeServer
@@ -21,15 +20,14 @@ SOON, IDLE = 0.1, 2.0  # seconds to the next pass: a bridge is missing / all ser
 
 
 class MetaAgent:
-    def __init__(self, store: Store, config: Any) -> None:
+    def __init__(self, store: Store, config: Any, links: TenantLinks) -> None:
         self.store = store
         self.hostname = config.hostname
         self.port: int = config.metadata_port
         self.stop = threading.Event()
         self.wake = threading.Event()
         self.vms = Mirror(store, keys.VM, changed=self.wake)
-        self.ipr = IPRoute()
-        self.links = callers.LinkCheck()
+        self.links = links
         self.servers: dict[str, BridgeServer] = {}
         self.nics: dict[tuple[int, str], callers.Nic] = {}  # (vni, address) -> NIC
         self.present: set[callers.Nic] = set()
@@ -40,8 +38,6 @@ class MetaAgent:
         for server in self.servers.values():
             server.stop()
         self.vms.stop()
-        self.links.close()
-        self.ipr.close()
 
     def reconcile(self) -> float | None:
         """A server on every bridge of this host's networks; back soon while a bridge is
@@ -56,7 +52,7 @@ class MetaAgent:
                 log.info("metadata on %s stopped", bridge)
         missing = False
         for bridge in wanted - set(self.servers):
-            if linklocal.ensure(self.ipr, bridge, netnames.METADATA_LINK_LOCAL) is None:
+            if self.links.ensure_address(bridge, netnames.METADATA_LINK_LOCAL) is None:
                 missing = True
                 continue
             self.servers[bridge] = BridgeServer(
@@ -70,7 +66,7 @@ class MetaAgent:
         nic = self.nics.get((netnames.bridge_vni(bridge), address))
         if nic is None:
             return None
-        if not self.links.genuine(bridge, address, nic):
+        if not callers.genuine(self.links, bridge, address, nic):
             log.warning("refused %s on %s: not behind the tap of VM %s", address, bridge, nic.vm)
             return None
         return nic

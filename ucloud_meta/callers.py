@@ -7,20 +7,17 @@ address on its interface, so the kernel is asked as well:
 - the bridge must have learnt that MAC on the NIC's own tap (a VM also faking the MAC moves it
   to its own tap).
 Anything else is an unknown caller. Nothing the VM says in the request is trusted.
+The kernel's answers come from the tenant links driver (common/tenantlinks.py); this module
+decides, and must not ask the platform itself.
 """
 
 import ipaddress
-import socket
-import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from pyroute2 import IPRoute
-
 from common import ipam, netnames
-
-NUD_VALID = 0x02 | 0x04 | 0x08 | 0x10 | 0x40 | 0x80  # reachable stale delay probe noarp permanent
+from common.tenantlinks import TenantLinks
 
 
 @dataclass(frozen=True)
@@ -48,29 +45,7 @@ def normal(address: str) -> str:
     return str(ipaddress.IPv6Address(address.split("%", 1)[0]))
 
 
-class LinkCheck:
-    """Asks the kernel whether a source address and MAC really sit behind the NIC's tap."""
-
-    def __init__(self) -> None:
-        self._ipr = IPRoute()
-        self._lock = threading.Lock()  # one netlink socket, many request threads
-
-    def close(self) -> None:
-        self._ipr.close()
-
-    def genuine(self, bridge: str, address: str, nic: Nic) -> bool:
-        try:  # a syscall each, where pyroute2's link_lookup dumps every link
-            bridge_index = socket.if_nametoindex(bridge)
-            tap_index = socket.if_nametoindex(netnames.tap(nic.mac))
-        except OSError:
-            return False
-        with self._lock:
-            neighbours = self._ipr.get_neighbours(family=10, ifindex=bridge_index, dst=address)
-            macs = {n.get_attr("NDA_LLADDR") for n in neighbours if n["state"] & NUD_VALID}
-            if macs != {nic.mac}:
-                return False
-            learnt = self._ipr.fdb("dump", ifindex=tap_index)
-            return any(
-                entry.get_attr("NDA_LLADDR") == nic.mac and entry["ifindex"] == tap_index
-                for entry in learnt
-            )
+def genuine(links: TenantLinks, bridge: str, address: str, nic: Nic) -> bool:
+    """Whether the source address and MAC really sit behind the NIC's tap, as the kernel saw."""
+    tap = netnames.tap(nic.mac)
+    return links.neighbour_macs(bridge, address) == {nic.mac} and nic.mac in links.learnt_macs(tap)

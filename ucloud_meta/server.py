@@ -1,8 +1,10 @@
 """One small HTTP server per tenant bridge, bound to fe80::a9fe:a9fe on that bridge only.
 
 Binding per bridge (instead of [::]) keeps the service off the host's underlay and other links,
-and tells each request which network it came from. VMs are hostile: connections are capped per
-bridge, idle ones time out, and request lines and headers are bounded by http.server.
+and tells each request which network it came from. The bind names the bridge by its index as
+scope id: the standard IPv6 sockets API (RFC 3493), on FreeBSD as on Linux, so no driver. VMs are
+hostile: connections are capped per bridge, idle ones time out, and request lines and headers are
+bounded by http.server.
 """
 
 import logging

@@ -7,8 +7,8 @@ import click
 from common import config as configuration
 from common import daemon
 from common.store import Store
+from ucloud_net import drivers
 from ucloud_net.agent import NetAgent
-from ucloud_net.drivers.linux import LinuxNetwork
 
 
 @click.command()
@@ -17,6 +17,7 @@ from ucloud_net.drivers.linux import LinuxNetwork
     "hostname",
     "underlay_address",
     "underlay_interface",
+    "network_driver",
     "log_level",
     "metrics_port",
 )
@@ -25,7 +26,7 @@ def main(config_path: str | None, **flags: Any) -> None:
     config = daemon.start("ucloud-net", config_path, flags)
     if not config.underlay_address:
         raise click.UsageError("ucloud-net needs underlay_address (this host's IPv6 underlay)")
-    driver = LinuxNetwork(config.underlay_address, config.underlay_interface)
+    driver = drivers.NETWORKS.load(config.network_driver, config)
     store = Store.from_config(config)
     agent = NetAgent(store, config.hostname, driver)
     daemon.stop_on_signals(agent.stop, agent.wake.set)

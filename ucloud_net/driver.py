@@ -1,5 +1,8 @@
-"""The network driver interface (Linux now; FreeBSD's ifconfig later). Each method is
-idempotent: doing it twice leaves the same result as once."""
+"""The network driver interface of ucloud-net: tenant networks' bridges, VXLANs, taps and peers
+(Linux now; FreeBSD's ifconfig later). Owns the contract only; drivers are in ucloud_net/drivers/
+(chosen by `network_driver`). The host's own addresses and sockets on those bridges are another
+concern (common/tenantlinks.py). Each method is idempotent: doing it twice leaves the same result
+as once."""
 
 from abc import ABC, abstractmethod
 
@@ -33,3 +36,7 @@ class NetworkDriver(ABC):
 
     @abstractmethod
     def del_peer(self, vni: int, address: str) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release what the driver holds (its kernel sockets)."""

@@ -7,6 +7,7 @@ import contextlib
 import ipaddress
 import logging
 import re
+from typing import Any
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
@@ -31,6 +32,10 @@ class LinuxNetwork(NetworkDriver):
         self.underlay = (
             self._index(underlay_interface) if underlay_interface else self._holder(self.local)
         )
+
+    @classmethod
+    def from_config(cls, config: Any) -> "LinuxNetwork":
+        return cls(config.underlay_address, config.underlay_interface)
 
     def _index(self, name: str) -> int | None:
         found = self.ipr.link_lookup(ifname=name)
