@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from common import netnames
 from tests.conftest import running_cloud
 from tests.daemons import eventually
 from tests.lab_helpers import Client
@@ -91,6 +92,17 @@ def test_networks_end_to_end(lab: AllInOne) -> None:
     # every guest got exactly the address the API predicted, by SLAAC
     for vm in (a, b, c):
         wait_address(vm, "eth0", vm["networks"][0]["ipv6"])
+    # the host's tenant links take no router advertisement and forward nothing
+    ns = lab.fabric.netns(lab.host_index(a["host"]))
+    vni = a["networks"][0]["vni"]
+    for link in (netnames.bridge(vni), netnames.vxlan(vni), netnames.tap(a["networks"][0]["mac"])):
+        for setting in ("accept_ra", "forwarding"):
+            sysctl = f"net.ipv6.conf.{link}.{setting}"
+            value = subprocess.run(
+                ["ip", "netns", "exec", ns, "sysctl", "-n", sysctl],
+                capture_output=True, text=True, check=True,
+            ).stdout.strip()  # fmt: skip
+            assert value == "0", f"{sysctl} = {value} on {a['host']}"
     # a and b (two hosts, one network) reach each other over the VXLAN, also with big packets
     b_ip = b["networks"][0]["ipv6"]
     # -w 10: every echo must be answered, but a TCG guest stalled by a busy host may answer late

@@ -7,6 +7,7 @@ import contextlib
 import ipaddress
 import logging
 import re
+from pathlib import Path
 from typing import Any
 
 from pyroute2 import IPRoute
@@ -75,8 +76,12 @@ class LinuxNetwork(NetworkDriver):
                     links.peers[vni].add(dst)
         return links
 
-    def _up_without_address(self, index: int) -> None:
+    def _up_without_address(self, index: int, name: str) -> None:
+        """Up, but mute at layer 3: no address of its own, no router advertisements taken
+        from a guest, no forwarding (whether or not ucloud-ipam has run yet)."""
         self.ipr.link("set", index=index, IFLA_AF_SPEC=NO_ADDRESS)
+        for setting in ("accept_ra", "forwarding"):
+            Path(f"/proc/sys/net/ipv6/conf/{name}/{setting}").write_text("0")
         self.ipr.link("set", index=index, state="up")
 
     def add_network(self, vni: int, mtu: int) -> None:
@@ -90,7 +95,7 @@ class LinuxNetwork(NetworkDriver):
                 mtu=mtu,
             )
             bridge = self._index(netnames.bridge(vni))
-        self._up_without_address(bridge)
+        self._up_without_address(bridge, netnames.bridge(vni))
         vxlan = self._index(netnames.vxlan(vni))
         if vxlan is None:
             self.ipr.link(
@@ -106,7 +111,7 @@ class LinuxNetwork(NetworkDriver):
             )
             vxlan = self._index(netnames.vxlan(vni))
         self.ipr.link("set", index=vxlan, master=bridge)
-        self._up_without_address(vxlan)
+        self._up_without_address(vxlan, netnames.vxlan(vni))
 
     def del_network(self, vni: int) -> None:
         for name in (netnames.vxlan(vni), netnames.bridge(vni)):
@@ -118,7 +123,7 @@ class LinuxNetwork(NetworkDriver):
             self.ipr.link("add", ifname=name, kind="tuntap", mode="tap")
             index = self._index(name)
         self.ipr.link("set", index=index, master=self._index(netnames.bridge(vni)), mtu=mtu)
-        self._up_without_address(index)
+        self._up_without_address(index, name)
 
     def del_tap(self, name: str) -> None:
         self._delete(name)
