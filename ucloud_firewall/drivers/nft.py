@@ -16,6 +16,9 @@ out of `ipaddress`: nft would resolve anything else as a host name.
 import ipaddress
 import json
 import logging
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from ucloud_firewall.driver import Drops, Firewall
@@ -28,7 +31,10 @@ TAPS, BRIDGES = "ut*", "ubr*"  # common.netnames: tap(mac), bridge(vni)
 VXLAN_PORT = 4789
 DHCPV6_SERVER_PORT = 547
 METADATA_ADDRESS = "fe80::a9fe:a9fe"
-FLOW_TIMEOUT = "300s"  # how long an idle flow a VM opened keeps its replies coming in
+FLOW_TIMEOUT = "300s"  # how long an idle UDP flow a VM opened keeps its replies coming in
+TCP_FLOW_TIMEOUT = "1d"  # a TCP connection a VM opened: recorded once, at its SYN
+FLOW = "ip6 saddr . meta l4proto . th sport . ip6 daddr . th dport"  # as the VM sends it
+FULL_EVERY = 60.0  # seconds between full batches while only elements change
 
 # Drop classes: each a named counter in its table.
 PORT_CLASSES = (
@@ -111,46 +117,62 @@ def _port_table(policy: HostPolicy) -> list[str]:
     lines += [
         f"add chain {t} prerouting {{ type filter hook prerouting priority -200; policy accept; }}",
         f"add chain {t} from_vm",
+        f"add chain {t} not_its_mac",
+        f"add chain {t} from_vm_tcp",
         f"add chain {t} forward {{ type filter hook forward priority 0; policy accept; }}",
         f"add chain {t} to_vm",
     ]
-    lines += [f"flush chain {t} {chain}" for chain in ("prerouting", "from_vm", "forward", "to_vm")]
+    chains = ("prerouting", "from_vm", "not_its_mac", "from_vm_tcp", "forward", "to_vm")
+    lines += [f"flush chain {t} {chain}" for chain in chains]
     lines += [f"flush set {t} {name}" for name in STATIC_SETS]
     rule = f"add rule {t}"
     lines += [
         f'{rule} prerouting iifname "{TAPS}" jump from_vm',
-        f"{rule} from_vm iifname != @ports {_drop('unknown_port')}",
-        f"{rule} from_vm iifname . ether saddr != @port_mac {_drop('wrong_mac')}",
+        # Who is sending: a known port with its MAC (the port is looked up only for a frame
+        # that fails, to count it right), IPv6 only, its own addresses. Duplicate address
+        # detection and MLD before the NIC has an address use "::".
+        f"{rule} from_vm iifname . ether saddr != @port_mac jump not_its_mac",
+        f"{rule} not_its_mac iifname != @ports {_drop('unknown_port')}",
+        f"{rule} not_its_mac {_drop('wrong_mac')}",
         f"{rule} from_vm ether type != ip6 {_drop('not_ipv6')}",
-        f"{rule} from_vm icmpv6 type {{ nd-router-advert, nd-redirect }} {_drop('router_advert')}",
-        f"{rule} from_vm udp sport {DHCPV6_SERVER_PORT} {_drop('dhcp_server')}",
-        # Duplicate address detection and MLD before the NIC has an address use "::".
         f"{rule} from_vm ip6 saddr :: icmpv6 type {{ nd-neighbor-solicit, mld2-listener-report }}"
         " accept",
         f"{rule} from_vm iifname . ip6 saddr != @port_ip6 {_drop('wrong_source')}",
+        # TCP, the bulk of the traffic, is done here: a guarded VM's new connection is
+        # remembered (once, at its SYN, for a day) so that the replies reach it.
+        f"{rule} from_vm meta l4proto tcp jump from_vm_tcp",
+        f"{rule} from_vm_tcp tcp flags & (syn | ack) == syn iifname @guarded"
+        f" update @flows {{ {FLOW} timeout {TCP_FLOW_TIMEOUT} }}",
+        f"{rule} from_vm_tcp accept",
+        f"{rule} from_vm icmpv6 type {{ nd-router-advert, nd-redirect }} {_drop('router_advert')}",
+        f"{rule} from_vm udp sport {DHCPV6_SERVER_PORT} {_drop('dhcp_server')}",
         # nft 1.0.6 has no "icmpv6 taddr": the target is the 16 bytes after type, code,
         # checksum and flags.
         f"{rule} from_vm icmpv6 type nd-neighbor-advert iifname . @th,64,128 != @nd_target"
         f" {_drop('foreign_na')}",
-        # Remember the VM's own flows, so that replies reach a guarded port.
-        f"{rule} from_vm meta l4proto {{ tcp, udp }} update @flows"
-        " { ip6 saddr . meta l4proto . th sport . ip6 daddr . th dport }",
+        f"{rule} from_vm iifname @guarded meta l4proto udp update @flows {{ {FLOW} }}",
+        # To a guarded port: what its rules allow, replies to its own flows, essential ICMPv6.
         f"{rule} forward oifname @guarded jump to_vm",
-        f"{rule} to_vm icmpv6 type {{ {ESSENTIAL_ICMPV6} }} accept",
-        f"{rule} to_vm meta l4proto {{ tcp, udp }}"
-        " ip6 daddr . meta l4proto . th dport . ip6 saddr . th sport @flows accept",
         f"{rule} to_vm oifname . meta l4proto . th dport . ip6 saddr @allow_ports accept",
         f"{rule} to_vm oifname . meta l4proto . ip6 saddr @allow_protos accept",
         f"{rule} to_vm oifname . ip6 saddr @allow_any accept",
+        f"{rule} to_vm meta l4proto {{ tcp, udp }}"
+        " ip6 daddr . meta l4proto . th dport . ip6 saddr . th sport @flows accept",
+        f"{rule} to_vm icmpv6 type {{ {ESSENTIAL_ICMPV6} }} accept",
         f"{rule} to_vm {_drop('ingress', 'oifname')}",
     ]
-    elements: dict[str, list[str]] = {}
+    return lines
+
+
+def _elements(policy: HostPolicy) -> dict[tuple[str, str], tuple[str, ...]]:
+    """(table, set) -> its elements, in policy order."""
+    elements: dict[tuple[str, str], list[str]] = {}
     for port in policy.ports:
         for name, items in _port_elements(port).items():
-            elements.setdefault(name, []).extend(items)
-    for name, items in elements.items():
-        lines.append(f"add element {t} {name} {{ {', '.join(items)} }}")
-    return lines
+            elements.setdefault(("bridge ucloud", name), []).extend(items)
+    if policy.peers:
+        elements[("inet ucloud_host", "peers")] = list(policy.peers)
+    return {key: tuple(items) for key, items in elements.items()}
 
 
 def _host_table(policy: HostPolicy) -> list[str]:
@@ -182,21 +204,54 @@ def _host_table(policy: HostPolicy) -> list[str]:
         f"{rule} from_tenant ip6 daddr {METADATA_ADDRESS} tcp dport {policy.metadata_port} accept",
         f"{rule} from_tenant counter name to_host drop",
     ]
-    if policy.peers:
-        lines.append(f"add element {t} peers {{ {', '.join(policy.peers)} }}")
     return lines
 
 
+@dataclass(frozen=True)
+class Ruleset:
+    """A policy in nft terms: the skeleton (declarations, flushes, rules), which changes only
+    with the layout or host-wide settings, and the set elements, which change with the ports."""
+
+    skeleton: tuple[str, ...]
+    elements: dict[tuple[str, str], tuple[str, ...]]
+
+    @classmethod
+    def of(cls, policy: HostPolicy) -> "Ruleset":
+        return cls(tuple([*_port_table(policy), *_host_table(policy)]), _elements(policy))
+
+    def batch(self) -> str:
+        """Everything, from any state: the skeleton flushes, then every element is added."""
+        adds = [_element_line("add", key, items) for key, items in self.elements.items()]
+        return "\n".join([*self.skeleton, *adds]) + "\n"
+
+    def changes_from(self, old: "Ruleset") -> str:
+        """Only the elements that differ from `old` (same skeleton), deletions first."""
+        lines = []
+        for key in sorted(set(old.elements) | set(self.elements)):
+            before, after = set(old.elements.get(key, ())), set(self.elements.get(key, ()))
+            if before - after:
+                lines.append(_element_line("delete", key, sorted(before - after)))
+            if after - before:
+                lines.append(_element_line("add", key, sorted(after - before)))
+        return "".join(line + "\n" for line in lines)
+
+
+def _element_line(verb: str, key: tuple[str, str], items: Iterable[str]) -> str:
+    table, name = key
+    return f"{verb} element {table} {name} {{ {', '.join(items)} }}"
+
+
 def render(policy: HostPolicy) -> str:
-    """The nft batch that makes the rules match `policy` (pure)."""
-    return "\n".join([*_port_table(policy), *_host_table(policy)]) + "\n"
+    """The nft batch that makes the rules match `policy` from any state (pure)."""
+    return Ruleset.of(policy).batch()
 
 
 class NftFirewall(Firewall):
     def __init__(self, command: tuple[str, ...] = ("nft",)) -> None:
         """`command` runs nft; tests prefix it with `ip netns exec <host>`."""
         self.command = command
-        self._applied: str | None = None  # the last batch nft accepted
+        self._applied: Ruleset | None = None  # what nft accepted last
+        self._full_at = 0.0  # monotonic time of the last full batch
 
     def _nft(self, *args: str, script: str | None = None) -> str:
         return tool.run(*self.command, *args, stdin=script)
@@ -206,18 +261,34 @@ class NftFirewall(Firewall):
         return cls()
 
     def apply(self, policy: HostPolicy) -> bool:
-        script = render(policy)
-        if script == self._applied:
-            return False
+        """A full batch at start, when the skeleton changes, and every FULL_EVERY seconds
+        (which also repairs rules removed by hand); otherwise only the set elements that
+        changed: a new NIC among 1,000 ports is a few element lines."""
+        wanted, old = Ruleset.of(policy), self._applied
+        recent = time.monotonic() - self._full_at < FULL_EVERY
+        if old is None or old.skeleton != wanted.skeleton or not recent:
+            self._full(wanted)
+            return wanted != old
+        changes = wanted.changes_from(old)
+        if changes:
+            try:
+                self._nft("-f", "-", script=changes)
+                self._applied = wanted
+            except OSError as error:  # the kernel's sets are not what we think: start over
+                log.warning("rule change refused (%s); applying everything", error)
+                self._full(wanted)
+        return bool(changes)
+
+    def _full(self, wanted: Ruleset) -> None:
         try:
-            self._nft("-f", "-", script=script)
+            self._nft("-f", "-", script=wanted.batch())
         except OSError as error:
             # A table of an older layout (a set declared differently) refuses the declarations:
             # replace it whole, still in one batch.
             log.warning("rule update refused (%s); replacing the tables", error)
-            self._nft("-f", "-", script=_delete_tables() + script)
-        self._applied = script
-        return True
+            self._nft("-f", "-", script=_delete_tables() + wanted.batch())
+        self._applied = wanted
+        self._full_at = time.monotonic()
 
     def drops(self) -> Drops:
         drops = Drops()
