@@ -43,6 +43,7 @@ def test_ucloud_host_reports_what_a_fake_host_facts_driver_measures(
         ("ucloud-ipam", "network_driver", "unknown network driver 'nonesuch' (choices: linux)"),
         ("ucloud-meta", "network_driver", "unknown network driver 'nonesuch' (choices: linux)"),
         ("ucloud-vm", "hypervisor", "unknown hypervisor driver 'nonesuch' (choices: qemu)"),
+        ("ucloud-firewall", "firewall", "unknown firewall driver 'nonesuch' (choices: nft, pf)"),
     ],
 )
 def test_unknown_driver_stops_the_daemon_with_the_choices(
