@@ -1,11 +1,11 @@
 """Run ucloud daemons as real processes in tests, and wait on etcd state."""
 
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from common.poll import poll
 from common.store import Store
 from ucloud_aio.cloud import venv_script
 from ucloud_aio.procs import spawn
@@ -42,14 +42,15 @@ class Daemons:
 
 def eventually(check: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
     """Return check()'s first truthy result; fail with the last value after timeout."""
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout} s (last value: {value!r})")
+    values: list[Any] = []
+
+    def met() -> bool:
+        values.append(check())
+        return bool(values[-1])
+
+    if not poll(met, timeout, interval):
+        raise AssertionError(f"condition not met within {timeout} s (last value: {values[-1]!r})")
+    return values[-1]
 
 
 def vm_records(store: Store) -> list[dict[str, Any]]:

@@ -5,7 +5,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 import ldap
 import ldap.modlist
 
+from common.poll import wait_until
 from ucloud_aio.procs import free_port
 
 SLAPD = "/usr/sbin/slapd"
@@ -105,16 +105,19 @@ class Slapd:
                 stdout=subprocess.DEVNULL,
                 stderr=log,
             )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
+        process = self.process
+
+        def listening() -> bool:
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return self
+                return True
             except OSError:
-                if self.process.poll() is not None:
+                if process.poll() is not None:
                     raise RuntimeError(f"slapd exited; see {self.dir / 'slapd.log'}") from None
-                time.sleep(0.02)
-        raise RuntimeError("slapd did not listen within 10 s")
+                return False
+
+        wait_until(listening, 10, "slapd to listen")
+        return self
 
     def stop(self) -> None:
         """Kills slapd (SIGKILL: as abrupt as a crash); start() brings it back, same data."""

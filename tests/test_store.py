@@ -6,6 +6,7 @@ import time
 import pytest
 
 from common.errors import Unavailable
+from common.poll import poll
 from common.store import Put, Store, mod_revision_is
 from common.store.client import Compacted
 from common.store.election import Election
@@ -143,15 +144,11 @@ def test_mirror_relists_after_compaction(store: Store) -> None:
     mirror = Mirror(store, "/v1/m/").start()
     assert mirror.wait_synced(5)
     store.put("/v1/m/a", {"v": 1})
-    deadline = time.monotonic() + 5
-    while "/v1/m/a" not in mirror.entries and time.monotonic() < deadline:
-        time.sleep(0.01)
+    poll(lambda: "/v1/m/a" in mirror.entries, 5, interval=0.01)
     assert mirror.entries["/v1/m/a"].value == {"v": 1}
     store.delete("/v1/m/a")
     store.put("/v1/m/b", {"v": 2})
-    deadline = time.monotonic() + 5
-    while set(mirror.entries) != {"/v1/m/b"} and time.monotonic() < deadline:
-        time.sleep(0.01)
+    poll(lambda: set(mirror.entries) == {"/v1/m/b"}, 5, interval=0.01)
     assert set(mirror.entries) == {"/v1/m/b"}
     mirror.stop()
 

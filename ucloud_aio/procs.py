@@ -5,8 +5,9 @@ import os
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
+
+from common.poll import poll
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -66,10 +67,7 @@ def kill_pid(pid: int, sig: int = signal.SIGTERM, timeout: float = 5.0) -> None:
     """Signal a process we do not own as a Popen; escalate to SIGKILL after timeout."""
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    deadline = time.monotonic() + timeout
-    while pid_alive(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if pid_alive(pid):
+    if not poll(lambda: not pid_alive(pid), timeout, interval=0.05):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
 

@@ -42,6 +42,10 @@ PREFIX_VALID, PREFIX_PREFERRED = 86400, 14400
 # then fail a neighbour after 0.75 s, too short for a busy (TCG) guest.
 RETRANS_TIMER_MS = 500
 ROUTER_LIFETIME = 1800  # only when a default route is announced (network_dns set)
+CUR_HOP_LIMIT = 64
+# Option types (RFC 4861 4.6, RFC 8106 5.1) and prefix flags (L: on-link, A: autonomous).
+SOURCE_LINK_LAYER_ADDRESS, PREFIX_INFORMATION, MTU_OPTION, RDNSS = 1, 3, 5, 25
+ON_LINK_AND_AUTONOMOUS = 0xC0
 
 
 @dataclass(frozen=True)
@@ -62,19 +66,29 @@ def build(advert: Advert) -> bytes:
     """The ICMPv6 RA message; the kernel fills in the checksum of raw ICMPv6 sockets."""
     lifetime = ROUTER_LIFETIME if advert.dns else 0  # no default route without an upstream
     message = struct.pack(
-        "!BBHBBHII", ROUTER_ADVERTISEMENT, 0, 0, 64, 0, lifetime, 0, RETRANS_TIMER_MS
+        "!BBHBBHII", ROUTER_ADVERTISEMENT, 0, 0, CUR_HOP_LIMIT, 0, lifetime, 0, RETRANS_TIMER_MS
     )
     mac = bytes(int(part, 16) for part in netnames.gateway_mac(advert.vni).split(":"))
-    message += struct.pack("!BB", 1, 1) + mac  # source link-layer address
-    message += struct.pack("!BBHI", 5, 1, 0, advert.mtu)  # MTU
+    # Option lengths count 8-byte units.
+    message += struct.pack("!BB", SOURCE_LINK_LAYER_ADDRESS, 1) + mac
+    message += struct.pack("!BBHI", MTU_OPTION, 1, 0, advert.mtu)
     prefix = ipaddress.IPv6Network(advert.prefix)
     message += (
-        struct.pack("!BBBBIII", 3, 4, prefix.prefixlen, 0xC0, PREFIX_VALID, PREFIX_PREFERRED, 0)
+        struct.pack(
+            "!BBBBIII",
+            PREFIX_INFORMATION,
+            4,
+            prefix.prefixlen,
+            ON_LINK_AND_AUTONOMOUS,
+            PREFIX_VALID,
+            PREFIX_PREFERRED,
+            0,
+        )
         + prefix.network_address.packed
-    )  # on-link, auto
+    )
     if advert.dns:
         servers = b"".join(ipaddress.IPv6Address(a).packed for a in advert.dns)
-        message += struct.pack("!BBHI", 25, 1 + 2 * len(advert.dns), 0, ROUTER_LIFETIME)
+        message += struct.pack("!BBHI", RDNSS, 1 + 2 * len(advert.dns), 0, ROUTER_LIFETIME)
         message += servers
     return message
 

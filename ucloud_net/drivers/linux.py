@@ -4,6 +4,7 @@ of their own (addrgenmode none): they must not speak in tenant networks (ucloud-
 bridge its router address)."""
 
 import contextlib
+import errno
 import ipaddress
 import logging
 import re
@@ -147,7 +148,7 @@ class LinuxNetwork(NetworkDriver):
         try:
             self.ipr.fdb(command, ifindex=vxlan, lladdr=ANY_MAC, dst=address)
         except NetlinkError as error:
-            if error.code not in (17, 2):  # exists already / not there: already as wanted
+            if error.code not in (errno.EEXIST, errno.ENOENT):  # already as wanted
                 raise
 
     def close(self) -> None:
