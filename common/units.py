@@ -23,7 +23,7 @@ _FACTORS = {
     "gib": 1024**3,
     "tib": 1024**4,
 }
-_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+_SIZE = re.compile(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", re.ASCII)  # "٦٤MiB" is no size
 
 
 def parse_size(value: object, what: str = "size") -> int:
@@ -35,7 +35,7 @@ def parse_size(value: object, what: str = "size") -> int:
     if isinstance(value, int):
         number, unit = value, ""
     elif isinstance(value, str):
-        match = _SIZE.match(value)
+        match = _SIZE.fullmatch(value)
         if not match:
             raise ValueError(f"{what}: cannot parse {value!r} as a size (examples: 2GB, 512MiB)")
         number, unit = match.group(1), match.group(2).lower()

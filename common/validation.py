@@ -42,7 +42,7 @@ def _type_name(value: Any) -> str:
 def name(value: Any, what: str) -> str:
     if not isinstance(value, str):
         raise InvalidInput(f"{what}: expected a string, got {_type_name(value)}")
-    if not _NAME.match(value):
+    if not _NAME.fullmatch(value):
         raise InvalidInput(
             f"{what}: {value!r} is not a valid name (1-63 letters, digits, '.', '_', '-',"
             " starting with a letter or digit)"

@@ -14,7 +14,9 @@ VM = {"name": "web1", "cpu": 2, "ram": "2GB", "os_ssd": "10GiB", "image": "tiny"
 def test_health_metrics_openapi_need_no_credentials(api: Api) -> None:
     client = api.app.test_client()
     assert client.get("/healthz").json == {"status": "ok"}
-    assert b"ucloud_api_requests_total" in client.get("/metrics").data
+    metrics = client.get("/metrics")
+    assert b"ucloud_api_requests_total" in metrics.data
+    assert metrics.headers["Content-Type"].count("charset") == 1
     spec = client.get("/openapi.json").json
     assert spec["openapi"].startswith("3.")
     assert {"/v1/vm", "/v1/vm/{uuid}", "/v1/image", "/v1/host", "/v1/user"} <= set(spec["paths"])
@@ -76,6 +78,8 @@ def test_image_by_uuid_and_single_hdd(api: Api) -> None:
         ({"os_ssd": "1MiB"}, "smaller than image"),
         ({"user_data": "x" * 70000}, "user_data: at most 65536 bytes"),
         ({"ram": [1]}, "ram: expected a size"),
+        ({"name": "web\n"}, "not a valid name"),  # "$" alone would let the newline through
+        ({"ram": "\u0666\u0664MiB"}, "cannot parse"),  # Arabic-Indic digits are no size
     ],
 )
 def test_bad_vm_input_is_400_and_writes_nothing(api: Api, change: dict, message: str) -> None:
@@ -130,7 +134,9 @@ def test_unknown_endpoint_and_method(api: Api) -> None:
     alice = api.user("alice")
     assert alice.get("/v1/nothing").status_code == 404
     assert alice.get("/v1/nothing").json["error"] == "no such endpoint"
-    assert alice.request("PUT", "/v1/vm").status_code == 405
+    refused = alice.request("PUT", "/v1/vm")
+    assert refused.status_code == 405 and refused.json["error"]
+    assert set(refused.headers["Allow"].replace(" ", "").split(",")) >= {"GET", "POST"}
 
 
 # -- authentication ------------------------------------------------------------------------

@@ -99,7 +99,7 @@ def create_app(
             data = generate_latest(registry)
         else:
             data = generate_latest()
-        return Response(data, mimetype=CONTENT_TYPE_LATEST)
+        return Response(data, content_type=CONTENT_TYPE_LATEST)
 
     @app.get("/openapi.json")
     def openapi_json() -> Any:

@@ -48,7 +48,14 @@ def register(app: Flask) -> None:
             405: "method not allowed on this endpoint",
             413: f"request body too large (at most {app.config['MAX_CONTENT_LENGTH']} bytes)",
         }
-        return error_response(messages.get(status, error.description or error.name), status)
+        response, status = error_response(
+            messages.get(status, error.description or error.name), status
+        )
+        # werkzeug's own headers (Allow on a 405, RFC 9110) survive the JSON body.
+        for name, value in error.get_headers():
+            if name.lower() not in ("content-type", "content-length"):
+                response.headers[name] = value
+        return response, status
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> tuple[Response, int]:

@@ -26,13 +26,14 @@ def _op(
     result: dict[str, Any],
     request: dict[str, Any] | None = None,
     public: bool = False,
+    media: str = "application/json",
 ) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": summary,
         "responses": {
             str(ok): {
                 "description": "success",
-                "content": {"application/json": {"schema": result}},
+                "content": {media: {"schema": result}},
             },
             "400": _ERROR,
             "401": _ERROR,
@@ -83,7 +84,13 @@ def document() -> dict[str, Any]:
                 "get": _op("liveness and etcd reachability", 200, _ANY_OBJECT, public=True)
             },
             "/metrics": {
-                "get": _op("Prometheus metrics (text format)", 200, {"type": "string"}, public=True)
+                "get": _op(
+                    "Prometheus metrics",
+                    200,
+                    {"type": "string"},
+                    public=True,
+                    media="text/plain",
+                )
             },
             "/openapi.json": {"get": _op("this document", 200, _ANY_OBJECT, public=True)},
             "/v1/vm": {

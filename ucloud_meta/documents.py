@@ -77,9 +77,11 @@ def _ec2_meta(rest: str, meta: dict[str, str], keys: list[dict[str, str]]) -> An
     if rest == "public-keys":
         return _text([f"{index}={key['name']}" for index, key in enumerate(keys)])
     parts = rest.split("/")
-    if parts[0] != "public-keys" or not parts[1].isdigit() or int(parts[1]) >= len(keys):
+    # ASCII digits only: a path is read as Latin-1, and "²" (byte 0xB2) is a digit to isdigit().
+    index = parts[1] if len(parts) > 1 and parts[1].isascii() and parts[1].isdigit() else None
+    if parts[0] != "public-keys" or index is None or int(index) >= len(keys):
         return NOT_FOUND
-    key = keys[int(parts[1])]
+    key = keys[int(index)]
     if len(parts) == 2:
         return _text(["openssh-key"])
     if len(parts) == 3 and parts[2] == "openssh-key":
