@@ -114,6 +114,13 @@ OPTIONS: dict[str, Option] = {
         Option("api_threads", "4", int, "request threads per ucloud-api worker process"),
         Option("api_max_body", "1MiB", parse_size, "largest request body the API accepts"),
         Option(
+            "api_request_deadline",
+            "2.0",
+            float,
+            "seconds an API request waits for etcd (retrying across endpoints) before it answers"
+            " 503 with Retry-After, so no request thread hangs while etcd is away",
+        ),
+        Option(
             "auth_backend",
             "local",
             _choice("local", "ungleich-otp"),

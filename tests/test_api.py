@@ -5,8 +5,8 @@ import time
 import pyotp
 import pytest
 
-from common.store import keys
-from tests.conftest import Api, truncated_qcow2
+from common.store import Store, keys
+from tests.conftest import Api, make_config, serving_api, truncated_qcow2
 
 VM = {"name": "web1", "cpu": 2, "ram": "2GB", "os_ssd": "10GiB", "image": "tiny"}
 
@@ -312,3 +312,24 @@ def test_image_register_checks_and_delete(api: Api, tmp_path) -> None:
     import os
 
     assert not os.path.exists(image["file"])
+
+
+def test_etcd_away_is_a_quick_503(private_etcd, tmp_path) -> None:
+    """Every request waits for etcd at most its deadline, then answers 503 with Retry-After;
+    /healthz answers within a second: no worker thread hangs while etcd is away."""
+    config = make_config(private_etcd, tmp_path, api_request_deadline=1.0)
+    store = Store([private_etcd.endpoint], timeout=0.5, retry_deadline=1.0)
+    with serving_api(store, config, tmp_path) as api:
+        alice = api.user("alice")
+        assert alice.get("/v1/vm").status_code == 200
+        private_etcd.kill()
+        started = time.monotonic()
+        answer = alice.get("/v1/vm")
+        assert answer.status_code == 503 and answer.headers["Retry-After"] == "2"
+        assert "etcd unavailable" in answer.json["error"]
+        assert time.monotonic() - started < 3
+        started = time.monotonic()
+        health = api.app.test_client().get("/healthz")
+        assert health.status_code == 503 and health.json["status"] == "unhealthy"
+        assert time.monotonic() - started < 1.5
+    store.close()

@@ -230,3 +230,22 @@ def test_election_standby_takes_over_when_leader_lease_lapses(store: Store) -> N
     assert took_over and took_over[0] - died <= 2 + 1.0
     second.resign()
     stop.set()
+
+
+def test_mirror_survives_an_unexpected_error(store: Store) -> None:
+    """A watch consumer that fails once must not leave the mirror stale for good."""
+    failures = []
+
+    def on_event(event: object) -> None:
+        if not failures:
+            failures.append(event)
+            raise RuntimeError("a bug in the consumer")
+
+    mirror = Mirror(store, "/v1/s/", on_event=on_event).start()
+    assert mirror.wait_synced(5)
+    store.put("/v1/s/a", {"v": 1})
+    assert poll(lambda: "/v1/s/a" in mirror.entries, 5, interval=0.01)
+    store.put("/v1/s/b", {"v": 2})
+    assert poll(lambda: "/v1/s/b" in mirror.entries, 5, interval=0.01)
+    assert failures
+    mirror.stop()

@@ -27,6 +27,8 @@ from ucloud_api.context import Services, authenticate_request
 
 log = logging.getLogger(__name__)
 
+HEALTH_DEADLINE = 0.5  # seconds /healthz waits for etcd: a health check must answer at once
+
 REQUESTS = Counter("ucloud_api_requests_total", "API requests", ["method", "endpoint", "status"])
 LATENCY = Histogram(
     "ucloud_api_request_seconds",
@@ -59,7 +61,11 @@ def create_app(
     app = Flask(__name__)
     app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = config.api_max_body
-    store = store or Store.from_config(config)
+    # A request waits for etcd at most api_request_deadline, then answers 503: the worker
+    # threads must not all hang while etcd is away.
+    store = store or Store(
+        config.etcd_endpoints, config.etcd_timeout, retry_deadline=config.api_request_deadline
+    )
     app.extensions["ucloud"] = Services(
         config,
         store,
@@ -86,7 +92,7 @@ def create_app(
     @app.get("/healthz")
     def healthz() -> Any:
         try:
-            store.count("/v1/host/")
+            store.ping(HEALTH_DEADLINE)
         except UcloudError as error:
             return jsonify({"status": "unhealthy", "error": error.message}), 503
         return jsonify({"status": "ok"})

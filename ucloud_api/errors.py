@@ -17,6 +17,8 @@ from common.errors import (
 
 log = logging.getLogger(__name__)
 
+RETRY_AFTER = 2  # seconds a client should wait after a 503 (etcd away, an election)
+
 STATUS = {
     InvalidInput: 400,
     Unauthenticated: 401,
@@ -38,7 +40,10 @@ def register(app: Flask) -> None:
         if status == 500:
             log.error("unexpected %s: %s", type(error).__name__, error.message)
             return error_response("internal error", 500)
-        return error_response(error.message, status)
+        response, status = error_response(error.message, status)
+        if isinstance(error, Unavailable):
+            response.headers["Retry-After"] = str(RETRY_AFTER)
+        return response, status
 
     @app.errorhandler(HTTPException)
     def http_error(error: HTTPException) -> tuple[Response, int]:

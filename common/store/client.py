@@ -199,6 +199,14 @@ class Store:
         )
         return Listing([Entry(kv) for kv in response.kvs], response.header.revision)
 
+    def ping(self, deadline: float) -> None:
+        """One cheap read within `deadline` seconds; Unavailable when etcd does not answer."""
+        request = rpc_pb2.RangeRequest(key=b"/", count_only=True)
+        timeout = min(self.timeout, deadline)
+        self._call(
+            "ping", lambda ep: ep.kv.Range(request, timeout, metadata=METADATA), deadline=deadline
+        )
+
     def count(self, prefix: str) -> int:
         request = rpc_pb2.RangeRequest(
             key=prefix.encode(), range_end=prefix_end(prefix), count_only=True

@@ -72,6 +72,11 @@ class Mirror:
             except Unavailable as error:
                 log.warning("mirror %s: %s", self.prefix, error)
                 self._stopped.wait(1.0)
+            except Exception:
+                # Never serve a stale copy forever (an auth cache would ignore revoked users):
+                # whatever broke the watch, list and watch again.
+                log.exception("mirror %s failed; listing and watching again", self.prefix)
+                self._stopped.wait(1.0)
 
     def _list(self) -> None:
         listing = self.store.list(self.prefix)
