@@ -333,3 +333,21 @@ def test_etcd_away_is_a_quick_503(private_etcd, tmp_path) -> None:
         assert health.status_code == 503 and health.json["status"] == "unhealthy"
         assert time.monotonic() - started < 1.5
     store.close()
+
+
+def test_migration_with_nowhere_to_go_is_409(store, etcd_server, tmp_path) -> None:
+    """Before: 202, and the VM stayed MIGRATING with no host for ever."""
+    config = make_config(etcd_server, tmp_path, shared_storage="true")
+    with serving_api(store, config, tmp_path) as api:
+        alice = api.user("alice")
+        uuid = alice.post("/v1/vm", VM).json["uuid"]
+        store.update(keys.vm(uuid), lambda vm: {**vm, "host": "h1", "status": "RUNNING"})
+        for name, maintenance in (("h1", False), ("h2", True)):
+            store.put(
+                keys.host(name), {"hostname": name, "status": "ALIVE", "maintenance": maintenance}
+            )
+        refused = alice.post(f"/v1/vm/{uuid}/migrate", {})
+        assert refused.status_code == 409 and "nowhere to migrate" in refused.json["error"]
+        assert "migrate" not in store.get(keys.vm(uuid)).value
+        store.put(keys.host("h3"), {"hostname": "h3", "status": "ALIVE"})
+        assert alice.post(f"/v1/vm/{uuid}/migrate", {}).status_code == 202

@@ -3,7 +3,9 @@
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from common.store.client import Entry
 from ucloud_scheduler.placement import Demand, Host, Policy, plan
+from ucloud_scheduler.scheduler import demand_of
 
 GiB = 1024**3
 
@@ -95,3 +97,19 @@ def test_properties(hosts, vms, strategy, overcommit) -> None:
     for name, totals in used.items():
         limits = policy.limit(by_name[name].capacity)
         assert all(totals[r] <= limits[r] for r in totals)
+
+
+def test_a_deleted_vm_without_host_fits_anywhere() -> None:
+    """A deleted VM that lost its host (killed with it, or migrating) only needs a host to
+    remove its disks: it must be placed even where it would not fit to run."""
+
+    class Kv:
+        key, mod_revision, create_revision, lease = b"/v1/vm/x", 1, 1, 0
+        value = (
+            b'{"desired":"deleted","host":null,"status":"MIGRATING","migrate":{"from":"h1",'
+            b'"to":null},"specs":{"cpu":64,"ram":1099511627776,"os_ssd":1,"hdd":[]}}'
+        )
+
+    demand = demand_of(Entry(Kv()))
+    assert (demand.cpu, demand.ram, demand.disk, demand.avoid) == (0, 0, 0, None)
+    assert plan([demand], [host("h1", cpu=1, ram=1)], Policy()).placements == [(demand, "h1")]

@@ -249,7 +249,7 @@ def migrate(uuid: str) -> Any:
     disks, so this needs shared storage)."""
     svc = services()
     spec = MIGRATE.parse(body())
-    visible_vm(svc.store, caller(), uuid)
+    current = visible_vm(svc.store, caller(), uuid).value["host"]
     if not svc.config.shared_storage:
         raise Conflict("migration needs shared storage (shared_storage is off)")
     target = spec.get("host")
@@ -259,6 +259,13 @@ def migrate(uuid: str) -> Any:
             raise NotFound(f"unknown host {target!r}")
         if record.value.get("status") != model.ALIVE or record.value.get("maintenance"):
             raise Conflict(f"host {target} does not take VMs now")
+    elif not any(
+        host["hostname"] != current
+        and host.get("status") == model.ALIVE
+        and not host.get("maintenance")
+        for host in (entry.value for entry in svc.store.list(keys.HOST).entries)
+    ):
+        raise Conflict("no other host takes VMs now: nowhere to migrate to")
 
     def mutate(vm: dict[str, Any]) -> dict[str, Any]:
         _not_deleted(vm)

@@ -114,7 +114,7 @@ class Scheduler:
         PENDING_VMS.set(len(pending))
         if pending:
             by_key = {e.key: e for e in pending}
-            result = plan((_demand(e) for e in pending), hosts, self.policy)
+            result = plan((demand_of(e) for e in pending), hosts, self.policy)
             self._write_placements(result, by_key)
             self._write_reasons(result, by_key)
 
@@ -289,8 +289,12 @@ def _needs_host(vm: dict[str, Any]) -> bool:
     return vm["desired"] != model.DELETED or vm["status"] in (model.KILLED, model.MIGRATING)
 
 
-def _demand(entry: Entry) -> Demand:
+def demand_of(entry: Entry) -> Demand:
     vm = entry.value
+    if vm["desired"] == model.DELETED:
+        # Only its disks are left to remove: any live host will do, however full (a VM that
+        # could not be placed elsewhere must still be deletable).
+        return Demand(entry.key, 0, 0, 0)
     migrate = vm.get("migrate") or {}
     return Demand(
         entry.key,
