@@ -200,7 +200,8 @@ class VMAgent:
                 self._crashes[uuid].append(time.monotonic())
         if after_fencing:
             step = Step(step.action, step.status, "restarted after the host fenced itself")
-        if not self._claim(uuid):
+        lease = self._claim(uuid)
+        if lease is None:
             return
         specs = vm["specs"]
         nics = self._nics(vm)
@@ -213,6 +214,13 @@ class VMAgent:
             disks = self.disks.prepare_vm_disks(
                 uuid, vm["image"], specs["os_ssd"], specs.get("hdd") or []
             )
+            # Making disks can take long: if the lease the claim was made under lapsed
+            # meanwhile, the VM may be starting elsewhere already. Checked right before qemu.
+            if self.fencer.current_lease() != lease:
+                log.warning(
+                    "VM %s not started: the host lease changed while its disks were made", uuid
+                )
+                return
             self.driver.start(
                 VMSpec(
                     uuid,
@@ -262,14 +270,15 @@ class VMAgent:
                 self.driver.attach_nic(uuid, nic)
                 log.info("VM %s: NIC %s plugged into %s", uuid, mac, nic["tap"])
 
-    def _claim(self, uuid: str) -> bool:
+    def _claim(self, uuid: str) -> int | None:
         """Before starting a VM: prove, in one transaction, that it is still assigned here (its
-        record unchanged since read) and that this host is alive under the lease it runs on.
-        A host back from a partition thus never starts a VM the scheduler moved away."""
+        record unchanged since read) and that this host is alive under the lease it runs on;
+        the record then names that lease (`incarnation`). A host back from a partition thus
+        never starts a VM the scheduler moved away. Returns the lease, or None."""
         lease = self.fencer.current_lease()
         if lease is None:
             log.warning("VM %s not started: the host lease is stale (fenced)", uuid)
-            return False
+            return None
 
         def claim(txn: Transaction) -> bool:
             entry = txn.get(keys.vm(uuid))
@@ -280,10 +289,10 @@ class VMAgent:
             return True
 
         try:
-            return self.store.transact(claim, attempts=1).value
+            return lease if self.store.transact(claim, attempts=1).value else None
         except Conflict:
             log.info("VM %s not started: its record or the host lease changed", uuid)
-            return False
+            return None
 
     def _hand_over(self, uuid: str, step: Step) -> None:
         """Migration source: stop the VM, then give it up (host None) for the scheduler to place."""
