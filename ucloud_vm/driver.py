@@ -5,6 +5,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import Enum
 
+from common.errors import UcloudError
+
 
 class PowerState(Enum):
     RUNNING = "running"  # the guest runs (or is paused by us for a moment)
@@ -24,7 +26,7 @@ class VMSpec:
     nics: list[dict[str, str]] = field(default_factory=list)  # {"mac", "tap", "slot"}
 
 
-class HypervisorError(Exception):
+class HypervisorError(UcloudError):
     """The hypervisor refused or failed; the message goes into the VM's log."""
 
 
