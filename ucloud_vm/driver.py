@@ -5,6 +5,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from enum import Enum
 
+from common.errors import UcloudError
 from common.imagestore import Disk
 
 
@@ -26,7 +27,7 @@ class VMSpec:
     nics: list[dict[str, str]] = field(default_factory=list)  # {"mac", "tap", "slot"}
 
 
-class HypervisorError(Exception):
+class HypervisorError(UcloudError):
     """The hypervisor refused or failed; the message goes into the VM's log."""
 
 

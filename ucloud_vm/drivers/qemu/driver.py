@@ -7,7 +7,9 @@ import os
 import shutil
 import signal
 import subprocess
+import threading
 import time
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +40,10 @@ class QemuDriver(Hypervisor):
             raise ValueError(f"run_dir {run_dir} is too long for unix sockets ({longest})")
         self.accel = accelerators.choose(accel)
         self._children: dict[str, subprocess.Popen] = {}
+        # One QMP connection per VM, kept open (connecting costs 3x a query-status) and shared
+        # by all threads; the lock keeps them from opening two (qemu would serve only one).
+        self._monitors: dict[str, qmp.Monitor] = {}
+        self._connecting: defaultdict[str, threading.RLock] = defaultdict(threading.RLock)
         log.info("qemu driver: accelerator %s, run dir %s", self.accel, self.vm_root)
 
     @classmethod
@@ -46,6 +52,21 @@ class QemuDriver(Hypervisor):
 
     def run_dir(self, uuid: str) -> Path:
         return self.vm_root / uuid
+
+    def _monitor(self, uuid: str) -> qmp.Monitor:
+        """The VM's QMP monitor, connected now if it is not (QMPError if that fails in 2 s)."""
+        with self._connecting[uuid]:
+            self._close_monitor(uuid)
+            if uuid not in self._monitors:
+                path = str(self.run_dir(uuid) / "qmp.sock")
+                self._monitors[uuid] = qmp.Monitor(path, connect_timeout=2.0)
+            return self._monitors[uuid]
+
+    def _close_monitor(self, uuid: str) -> None:
+        """Forget the VM's monitor if qemu closed it (quit or died)."""
+        with self._connecting[uuid]:
+            if uuid in self._monitors and not self._monitors[uuid].connected:
+                self._monitors.pop(uuid).close()
 
     # -- processes -----------------------------------------------------------------------------
 
@@ -76,14 +97,13 @@ class QemuDriver(Hypervisor):
     def observe(self) -> dict[str, PowerState]:
         self.reap()
         states = {}
+        for uuid in list(self._monitors):
+            self._close_monitor(uuid)
         for uuid in self.processes():
             try:
-                status = qmp.execute(
-                    str(self.run_dir(uuid) / "qmp.sock"), "query-status", timeout=2.0
-                )
-                shut = status.get("status") == "shutdown"
+                shut = self._monitor(uuid).status(timeout=2.0) == "shutdown"
                 states[uuid] = PowerState.SHUTDOWN if shut else PowerState.RUNNING
-            except (qmp.QMPError, ValueError):
+            except HypervisorError:
                 # The process is there: never mistake a slow QMP for a dead VM.
                 states[uuid] = PowerState.RUNNING
         return states
@@ -115,9 +135,9 @@ class QemuDriver(Hypervisor):
             if process.poll() is not None:
                 raise HypervisorError(f"qemu failed: {self._last_log_line(paths.log)}")
             try:
-                qmp.execute(str(paths.qmp), "query-status", timeout=2.0)
+                self._monitor(spec.uuid).status(timeout=2.0)
                 return
-            except (qmp.QMPError, ValueError):
+            except HypervisorError:
                 time.sleep(0.01)
         self.kill(spec.uuid)
         raise HypervisorError("qemu did not answer on its QMP socket within 60 s")
@@ -140,24 +160,21 @@ class QemuDriver(Hypervisor):
             process.wait()
 
     def power_off(self, uuid: str, timeout: float) -> None:
-        socket_path = str(self.run_dir(uuid) / "qmp.sock")
-        with contextlib.suppress(qmp.QMPError, ValueError):
-            qmp.execute(socket_path, "system_powerdown")
-            deadline = time.monotonic() + timeout
-            while time.monotonic() < deadline and uuid in self.processes():
-                status = qmp.execute(socket_path, "query-status", timeout=2.0)
-                if status.get("status") == "shutdown":
-                    break
-                time.sleep(0.1)
+        with contextlib.suppress(HypervisorError):  # no QMP (or qemu died): kill() it is
+            monitor = self._monitor(uuid)
+            monitor.events()  # only a SHUTDOWN from now on counts
+            if monitor.status() != "shutdown":
+                monitor.system_powerdown()
+                monitor.wait_event("SHUTDOWN", timeout)
         self.kill(uuid)
 
     def kill(self, uuid: str) -> None:
         pid = self.processes().get(uuid)
         if pid is None:
             return
-        with contextlib.suppress(qmp.QMPError, ValueError):
+        with contextlib.suppress(HypervisorError):
             # `quit` lets qemu flush and close its disks cleanly.
-            qmp.execute(str(self.run_dir(uuid) / "qmp.sock"), "quit", timeout=2.0)
+            self._monitor(uuid).quit(timeout=2.0)
         deadline = time.monotonic() + 5
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -166,6 +183,7 @@ class QemuDriver(Hypervisor):
                 os.kill(pid, signal.SIGKILL)
             while _alive(pid):
                 time.sleep(0.02)
+        self._close_monitor(uuid)
         self._reap_child(uuid)
 
     def fence(self) -> list[str]:
@@ -179,18 +197,11 @@ class QemuDriver(Hypervisor):
             self._reap_child(uuid)
         return sorted(processes)
 
-    def _qmp(self, uuid: str, command: str, arguments: dict | None = None) -> object:
-        try:
-            return qmp.execute(str(self.run_dir(uuid) / "qmp.sock"), command, arguments)
-        except (qmp.QMPError, ValueError) as error:
-            raise HypervisorError(str(error)) from None
-
     def nics(self, uuid: str) -> set[str] | None:
         try:
-            children = self._qmp(uuid, "qom-list", {"path": "/machine/peripheral"})
+            names = self._monitor(uuid).peripherals()
         except HypervisorError:
             return None
-        names = [child["name"] for child in children]  # type: ignore[union-attr]
         return {
             ":".join(n[4 + i : 6 + i] for i in range(0, 12, 2))
             for n in names
@@ -199,35 +210,38 @@ class QemuDriver(Hypervisor):
 
     def attach_nic(self, uuid: str, nic: dict[str, str]) -> None:
         netdev, device = qemu_argv.nic_options(nic)
+        monitor = self._monitor(uuid)
         with contextlib.suppress(HypervisorError):  # left over from a failed attempt
-            self._qmp(uuid, "netdev_del", {"id": netdev["id"]})
-        self._qmp(uuid, "netdev_add", netdev)
+            monitor.netdev_del(netdev["id"])
+        monitor.netdev_add(**netdev)
         try:
-            self._qmp(uuid, "device_add", device)
+            monitor.device_add(**device)
         except HypervisorError:
             with contextlib.suppress(HypervisorError):
-                self._qmp(uuid, "netdev_del", {"id": netdev["id"]})
+                monitor.netdev_del(netdev["id"])
             raise
 
     def detach_nic(self, uuid: str, mac: str, timeout: float = 20.0) -> None:
         key = mac.replace(":", "")
-        with contextlib.suppress(HypervisorError):  # already asked before
-            self._qmp(uuid, "device_del", {"id": f"nic-{key}"})
-        # The guest gets a PCIe attention button press and releases the slot (Linux waits 5 s
-        # for a cancel first); only then is the device gone.
         deadline = time.monotonic() + timeout
-        while mac in (self.nics(uuid) or {mac}):
+        with contextlib.suppress(HypervisorError):  # already asked before
+            monitor = self._monitor(uuid)
+            monitor.events()  # only a DEVICE_DELETED from now on counts
+            monitor.device_del(f"nic-{key}")
+        # The guest is asked to release the slot (ACPI hot-plug on q35 since qemu 6.1; native
+        # PCIe makes Linux wait 5 s for a cancel); only then is the device gone (DEVICE_DELETED).
+        while (present := self.nics(uuid)) is None or mac in present:
             if time.monotonic() > deadline:
                 raise HypervisorError(f"the guest did not release NIC {mac} within {timeout} s")
-            time.sleep(0.2)
+            try:
+                self._monitor(uuid).wait_event("DEVICE_DELETED", 1.0, device=f"nic-{key}")
+            except HypervisorError:
+                time.sleep(0.2)
         with contextlib.suppress(HypervisorError):
-            self._qmp(uuid, "netdev_del", {"id": f"net-{key}"})
+            self._monitor(uuid).netdev_del(f"net-{key}")
 
     def reboot(self, uuid: str) -> None:
-        try:
-            qmp.execute(str(self.run_dir(uuid) / "qmp.sock"), "system_reset")
-        except qmp.QMPError as error:
-            raise HypervisorError(str(error)) from None
+        self._monitor(uuid).system_reset()
 
     def console(self, uuid: str) -> dict[str, str]:
         run = self.run_dir(uuid)
@@ -239,6 +253,7 @@ class QemuDriver(Hypervisor):
 
     def forget(self, uuid: str) -> None:
         """Remove the run dir of a VM that is gone for good."""
+        self._connecting.pop(uuid, None)
         shutil.rmtree(self.run_dir(uuid), ignore_errors=True)
 
     def port_ready(self, tap: str) -> bool:

@@ -1,56 +1,204 @@
-"""A minimal synchronous QMP client: one command per connection, events skipped.
+"""The QMP monitor of one qemu: a typed method per command the driver uses, and its events.
 
-QMP over a unix socket is line-delimited JSON: a greeting, then `qmp_capabilities`, then
-commands. Events (e.g. POWERDOWN) may arrive before a command's `return`, so lines with "event"
-are skipped.
+Built on qemu.qmp's QMPClient: commands are pipelined on one connection, events (which may arrive
+before a command's return) are kept for `wait_event`. All Monitors run on one asyncio loop in a
+daemon thread, so any thread may call them, concurrently. A qemu QMP socket serves one connection
+at a time (a second waits, unanswered, until the first closes): keep one Monitor per qemu.
 """
 
-import json
-import socket
-from typing import Any
+import asyncio
+import atexit
+import contextlib
+import logging
+import threading
+import weakref
+from collections import deque
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from qemu import qmp as qemu_qmp
+
+from ucloud_vm.driver import HypervisorError
+
+T = TypeVar("T")
+
+# qemu.qmp logs what it also raises (end-of-file, dropped late replies); the errors below tell it.
+logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
+
+_loop: asyncio.AbstractEventLoop | None = None
+_loop_lock = threading.Lock()
+_open: "weakref.WeakSet[Monitor]" = weakref.WeakSet()
 
 
-class QMPError(Exception):
-    pass
+def _event_loop() -> asyncio.AbstractEventLoop:
+    global _loop
+    with _loop_lock:
+        if _loop is None:
+            _loop = asyncio.new_event_loop()
+            threading.Thread(target=_loop.run_forever, name="qmp", daemon=True).start()
+        return _loop
 
 
-def execute(
-    path: str, command: str, arguments: dict[str, Any] | None = None, timeout: float = 5.0
-) -> Any:
-    """Run one QMP command on the socket at `path`; returns its `return` value."""
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-            sock.settimeout(timeout)
-            sock.connect(path)
-            lines = sock.makefile("rb")
-            _read(lines)  # greeting
-            _send(sock, {"execute": "qmp_capabilities"})
-            _reply(lines)
-            message: dict[str, Any] = {"execute": command}
-            if arguments:
-                message["arguments"] = arguments
-            _send(sock, message)
-            return _reply(lines)
-    except OSError as error:
-        raise QMPError(f"QMP {command} on {path}: {error}") from None
+@atexit.register
+def _close_all() -> None:
+    """Disconnect cleanly at exit (else asyncio complains of destroyed pending tasks)."""
+    for monitor in list(_open):
+        monitor.close()
 
 
-def _send(sock: socket.socket, message: dict[str, Any]) -> None:
-    sock.sendall(json.dumps(message).encode() + b"\n")
+class QMPError(HypervisorError):
+    """The QMP socket or protocol failed, or qemu refused a command (then `error_class` is its
+    QMP error class, e.g. "DeviceNotFound", and the connection stays usable)."""
+
+    def __init__(self, message: str, error_class: str | None = None) -> None:
+        super().__init__(message)
+        self.error_class = error_class
 
 
-def _read(lines: Any) -> dict[str, Any]:
-    line = lines.readline()
-    if not line:
-        raise QMPError("QMP connection closed")
-    return json.loads(line)
+class _Recorder(qemu_qmp.EventListener):
+    """Keeps the last events (qemu.qmp's own listeners keep every event for ever)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.recent: deque[dict[str, Any]] = deque(maxlen=256)
+
+    async def put(self, event: qemu_qmp.Message) -> None:
+        self.recent.append(dict(event))
 
 
-def _reply(lines: Any) -> Any:
-    while True:
-        message = _read(lines)
-        if "event" in message:
-            continue
-        if "error" in message:
-            raise QMPError(message["error"].get("desc", "QMP error"))
-        return message.get("return")
+class Monitor:
+    """A connection to the QMP socket at `path`, negotiated on construction (QMPError if that
+    fails within `connect_timeout` seconds). Commands wait up to `timeout` seconds for their
+    return and raise QMPError on a socket, protocol or qemu error. close() ends the connection."""
+
+    def __init__(self, path: str, timeout: float = 5.0, connect_timeout: float = 5.0) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._client = qemu_qmp.QMPClient(path)
+        self._client.events.event_filter = lambda _: False  # the recorder keeps them instead
+        self._recorder = _Recorder()
+        self._client.register_listener(self._recorder)
+        self._run("connect", self._client.connect(path), connect_timeout)
+        _open.add(self)
+
+    def __enter__(self) -> "Monitor":
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _run(self, what: str, work: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        future = asyncio.run_coroutine_threadsafe(work, _event_loop())
+        try:
+            return future.result(timeout or self.timeout)
+        except TimeoutError:
+            future.cancel()
+            raise QMPError(f"QMP {what} on {self.path}: timed out") from None
+        except qemu_qmp.ExecuteError as error:
+            raise QMPError(f"QMP {what}: {error}", error.error_class) from None
+        except (qemu_qmp.QMPError, OSError, EOFError) as error:
+            raise QMPError(f"QMP {what} on {self.path}: {error}") from None
+
+    @property
+    def connected(self) -> bool:
+        """False once qemu closed the connection (it quit or died) or close() was called."""
+        return self._client.runstate is qemu_qmp.Runstate.RUNNING
+
+    def close(self) -> None:
+        """End the connection. Idempotent; never raises (the EOFError that follows `quit` and
+        the error that ended a lost connection are dropped)."""
+        _open.discard(self)
+        with contextlib.suppress(QMPError):
+            self._run("disconnect", self._client.disconnect())
+
+    def execute(self, command: str, timeout: float | None = None, **arguments: Any) -> Any:
+        """Run any QMP command; returns its `return` value. Prefer the typed methods below."""
+        return self._run(command, self._client.execute(command, arguments or None), timeout)
+
+    # -- commands ------------------------------------------------------------------------------
+
+    def status(self, timeout: float | None = None) -> str:
+        """query-status: the run state, e.g. "running", "paused", "prelaunch", or "shutdown" (the
+        guest powered off and qemu, started with -no-shutdown, waits to be told to quit)."""
+        return self.execute("query-status", timeout)["status"]
+
+    def system_powerdown(self) -> None:
+        """Press the ACPI power button. Returns at once; a guest that heeds it powers off later
+        (event SHUTDOWN). POWERDOWN is emitted, possibly before this returns."""
+        self.execute("system_powerdown")
+
+    def system_reset(self) -> None:
+        """Hard reset: the guest boots again in the same process (event RESET)."""
+        self.execute("system_reset")
+
+    def quit(self, timeout: float | None = None) -> None:
+        """End qemu: it flushes and closes its disks, emits SHUTDOWN and closes the connection
+        (`connected` turns False; close() is still to be called). qemu may exit before its return
+        reaches us: that counts as success too."""
+        try:
+            self.execute("quit", timeout)
+        except QMPError as error:
+            if error.error_class is not None or self.connected:
+                raise
+
+    def netdev_add(self, id: str, type: str, **options: Any) -> None:
+        """Create a network backend (e.g. type "tap" with `ifname`); QMPError if `id` exists."""
+        self.execute("netdev_add", id=id, type=type, **options)
+
+    def netdev_del(self, id: str) -> None:
+        """Remove a network backend; QMPError if there is none or a device still uses it."""
+        self.execute("netdev_del", id=id)
+
+    def device_add(self, driver: str, id: str, **properties: Any) -> None:
+        """Hot-plug a device (e.g. driver "virtio-net-pci" with `netdev`, `mac`, `bus`)."""
+        self.execute("device_add", driver=driver, id=id, **properties)
+
+    def device_del(self, id: str) -> None:
+        """Ask for a hot-unplug. For PCI the guest must release the device first: it is gone
+        only at the event DEVICE_DELETED with data {"device": id}. Asking again while the guest
+        thinks is a QMPError, and so is an unknown id (error_class "DeviceNotFound")."""
+        self.execute("device_del", id=id)
+
+    def peripherals(self) -> list[str]:
+        """The ids of the devices added with an id (the children in qom-list of
+        /machine/peripheral), e.g. ["rp0", "nic-525400000001"]."""
+        found = self.execute("qom-list", path="/machine/peripheral")
+        return [child["name"] for child in found if child["type"].startswith("child<")]
+
+    # -- events --------------------------------------------------------------------------------
+
+    def events(self) -> list[dict[str, Any]]:
+        """The events received since the last call (at most the last 256), oldest first, each
+        {"event": name, "data": {...}, "timestamp": {...}}; they are forgotten. Call it before
+        an action whose event is awaited, so that an earlier one is not taken for it."""
+
+        async def take() -> list[dict[str, Any]]:
+            taken = list(self._recorder.recent)
+            self._recorder.recent.clear()
+            return taken
+
+        return self._run("events", take())
+
+    def wait_event(self, name: str, timeout: float, **data: Any) -> dict[str, Any] | None:
+        """The oldest kept event called `name` whose data has these items (it is forgotten),
+        waiting up to `timeout` seconds for one to arrive; None if none did. QMPError if the
+        connection is lost meanwhile (qemu died: no event will come)."""
+
+        def matches(event: dict[str, Any]) -> bool:
+            got = event.get("data", {})
+            return event["event"] == name and all(got.get(k) == v for k, v in data.items())
+
+        async def wait() -> dict[str, Any] | None:
+            deadline = asyncio.get_running_loop().time() + timeout
+            while True:
+                for event in self._recorder.recent:
+                    if matches(event):
+                        self._recorder.recent.remove(event)
+                        return event
+                if not self.connected:
+                    raise EOFError("connection closed")
+                if asyncio.get_running_loop().time() >= deadline:
+                    return None
+                await asyncio.sleep(0.01)
+
+        return self._run(f"wait for {name}", wait(), timeout + self.timeout)
