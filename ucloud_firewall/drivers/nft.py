@@ -16,8 +16,8 @@ out of `ipaddress`: nft would resolve anything else as a host name.
 import ipaddress
 import json
 import logging
-from typing import Any
 
+from common.config import Config
 from ucloud_firewall.driver import Drops, Firewall
 from ucloud_firewall.drivers import tool
 from ucloud_firewall.policy import HostPolicy, Port
@@ -202,7 +202,7 @@ class NftFirewall(Firewall):
         return tool.run(*self.command, *args, stdin=script)
 
     @classmethod
-    def from_config(cls, config: Any) -> "NftFirewall":
+    def from_config(cls, config: Config) -> "NftFirewall":
         return cls()
 
     def apply(self, policy: HostPolicy) -> bool:
