@@ -14,8 +14,10 @@ from typing import Any, Protocol
 import pyotp
 import requests
 
+from common.config import Config
 from common.errors import Conflict, Unauthenticated, Unavailable
 from common.model import now
+from common.records import Account
 from common.store import Store, keys
 from common.store.mirror import Mirror
 
@@ -68,7 +70,7 @@ class LocalOtp:
         entry = self.store.get(key)
         return entry is not None and self._check(entry.value, credentials)
 
-    def _check(self, account: dict[str, Any], credentials: Credentials) -> bool:
+    def _check(self, account: Account, credentials: Credentials) -> bool:
         if account.get("realm") != credentials.realm or not account.get("seed"):
             return False
         return pyotp.TOTP(account["seed"]).verify(credentials.token, valid_window=self.window)
@@ -125,7 +127,7 @@ class UngleichOtp:
         return answer.status_code == 200
 
 
-def backend_from_config(config: Any, store: Store) -> OtpBackend:
+def backend_from_config(config: Config, store: Store) -> OtpBackend:
     if config.auth_backend == "local":
         return LocalOtp(store, config.auth_window, Mirror(store, keys.USER).start())
     return UngleichOtp(
@@ -146,15 +148,20 @@ def authenticate(backend: OtpBackend, credentials: Credentials | None, admin_rea
     return Caller(credentials.name, credentials.realm, credentials.realm == admin_realm)
 
 
-def create_local_user(store: Store, name: str, realm: str) -> dict[str, Any]:
+def create_local_user(store: Store, name: str, realm: str) -> Account:
     """Create a user with a fresh seed; returns the account including the seed (show it once)."""
-    account = {"name": name, "realm": realm, "seed": pyotp.random_base32(), "created": now()}
+    account: Account = {
+        "name": name,
+        "realm": realm,
+        "seed": pyotp.random_base32(),
+        "created": now(),
+    }
     if not store.create(keys.user_account(name), account):
         raise Conflict(f"user {name!r} already exists")
     return account
 
 
-def public_account(account: dict[str, Any]) -> dict[str, Any]:
+def public_account(account: Account) -> dict[str, object]:
     """An account as the API shows it after creation: never the seed."""
     return {k: v for k, v in account.items() if k != "seed"}
 

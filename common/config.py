@@ -13,7 +13,7 @@ import socket
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -274,13 +274,74 @@ OPTIONS: dict[str, Option] = {
 
 
 class Config(dict[str, Any]):
-    """Parsed options by name; attribute access for readability (`config.etcd_endpoints`)."""
+    """Parsed options by name; attribute access for readability (`config.etcd_endpoints`).
 
-    def __getattr__(self, name: str) -> Any:
-        try:
-            return self[name]
-        except KeyError:
-            raise AttributeError(name) from None
+    A dict at run time (tests set `config["network_vnis"] = ...`); the annotations below tell the
+    type checker what each attribute is: one per OPTIONS entry, the type its parser returns
+    (tests/test_config.py keeps the two in step). They create no class attributes, so every
+    attribute read still goes to the dict through __getattr__."""
+
+    etcd_endpoints: list[str]
+    etcd_timeout: float
+    etcd_retry_deadline: float
+    log_level: str
+    metrics_port: int | None
+    api_bind: str
+    api_workers: int
+    api_threads: int
+    api_max_body: int
+    api_request_deadline: float
+    auth_backend: str
+    auth_window: int
+    admin_realm: str
+    otp_server: str
+    otp_verify_name: str
+    otp_verify_realm: str
+    otp_verify_seed: str
+    ldap_uri: str
+    ldap_base_dn: str
+    ldap_bind_dn: str
+    ldap_bind_password: str
+    ldap_user_attribute: str
+    ldap_timeout: float
+    hostname: str
+    host_lease_ttl: int
+    fence_margin: float
+    shared_storage: bool
+    network_vnis: tuple[int, int]
+    network_prefixes: ipaddress.IPv6Network
+    tenant_mtu: int
+    network_dns: list[str]
+    metadata_port: int
+    firewall: str
+    firewall_default_ingress: str
+    underlay_interface: str
+    underlay_address: str
+    network_driver: str
+    host_cpu: int | None
+    host_ram: int | None
+    host_disk: int | None
+    host_facts: str
+    host_report_interval: float
+    cpu_overcommit: float
+    ram_overcommit: float
+    disk_overcommit: float
+    placement: str
+    scheduler_lease_ttl: int
+    run_dir: str
+    hypervisor: str
+    accel: str
+    vm_stop_timeout: float
+    image_store: str
+    image_dir: str
+
+    if not TYPE_CHECKING:  # to the type checker, only the options above are attributes
+
+        def __getattr__(self, name: str) -> Any:
+            try:
+                return self[name]
+            except KeyError:
+                raise AttributeError(name) from None
 
 
 def read_file(path: str | Path) -> dict[str, str]:

@@ -36,6 +36,8 @@ class Unavailable(UcloudError):
     """A dependency (etcd, the OTP server) cannot be reached right now; retrying may help."""
 
 
-class ConfigError(UcloudError, click.UsageError):
+# Both bases keep the same `message`; click's stubs declare theirs Final, which the type checker
+# reads as a clash.
+class ConfigError(UcloudError, click.UsageError):  # type: ignore[misc]
     """The configuration names something that does not exist (an unknown driver, say). Raised
     inside a daemon's click command, it ends the daemon with the message and exit status 2."""

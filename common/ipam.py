@@ -8,9 +8,10 @@ prefix, mtu, status}; its claims keys.vni(vni) and keys.net_prefix(index); a NIC
 import ipaddress
 import secrets
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import TypedDict
 
 from common.errors import Conflict
+from common.records import VM, Network, NetworkRequest, Nic
 from common.store import Delete, Put, Store, Transaction, absent, keys
 
 ACTIVE = "ACTIVE"  # model.DELETING while ucloud_api/deletion.py looks for users
@@ -31,14 +32,14 @@ def claim_network(
     vnis: tuple[int, int],
     pool: ipaddress.IPv6Network,
     mtu: int,
-    record: dict[str, Any],
-) -> dict[str, Any]:
+    record: NetworkRequest,
+) -> Network:
     """Create the network with the lowest free VNI and /64, atomically. Conflict when the name is
     taken or a pool is exhausted."""
     key = keys.network(owner, name)
     prefixes = list(pool.subnets(new_prefix=64)) if pool.prefixlen < 64 else [pool]
 
-    def claim(txn: Transaction) -> dict[str, Any]:
+    def claim(txn: Transaction) -> Network:
         if txn.get(key) is not None:
             raise Conflict(f"you have a network named {name!r} already")
         vni = _lowest_free(
@@ -50,7 +51,7 @@ def claim_network(
         index = _lowest_free(taken, 0, len(prefixes) - 1)
         if index is None:
             raise Conflict("no free /64 left (network_prefixes exhausted)")
-        network = {
+        network: Network = {
             **record,
             "vni": vni,
             "prefix": str(prefixes[index]),
@@ -67,7 +68,7 @@ def claim_network(
     return store.transact(claim).value
 
 
-def release_network_ops(network: dict[str, Any], pool: ipaddress.IPv6Network) -> list[Delete]:
+def release_network_ops(network: Network, pool: ipaddress.IPv6Network) -> list[Delete]:
     prefix = ipaddress.IPv6Network(network["prefix"])
     index = (int(prefix.network_address) - int(pool.network_address)) >> 64
     return [
@@ -91,7 +92,7 @@ def eui64(prefix: str, mac: str) -> str:
     return str(network.network_address + int.from_bytes(interface_id, "big"))
 
 
-def new_nic(network: dict[str, Any], taken_slots: Iterable[int]) -> dict[str, Any]:
+def new_nic(network: Network, taken_slots: Iterable[int]) -> Nic:
     slot = _lowest_free(set(taken_slots), 0, MAX_NICS - 1)
     if slot is None:
         raise Conflict(f"a VM has at most {MAX_NICS} network interfaces")
@@ -107,14 +108,12 @@ def new_nic(network: dict[str, Any], taken_slots: Iterable[int]) -> dict[str, An
     }
 
 
-def nic_addresses(nic: dict[str, Any]) -> list[str]:
+def nic_addresses(nic: Nic) -> list[str]:
     """The addresses a NIC uses on its network: link-local and SLAAC, both EUI-64 of its MAC."""
     return [eui64("fe80::/64", nic["mac"]), eui64(nic["prefix"], nic["mac"])]
 
 
-def host_nics(
-    hostname: str, vms: Iterable[dict[str, Any]]
-) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+def host_nics(hostname: str, vms: Iterable[VM]) -> Iterator[tuple[VM, Nic]]:
     """(VM, NIC) for every NIC of the VMs assigned to this host, not deleted."""
     for vm in vms:
         if vm.get("host") != hostname or vm["desired"] == "deleted":
@@ -123,18 +122,25 @@ def host_nics(
             yield vm, nic
 
 
-def host_networks(hostname: str, vms: Iterable[dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    """The networks a host carries (by VNI): those of the VMs assigned to it, not deleted.
-    Each as {"vni", "mtu", "prefix"}, from the VMs' NIC records."""
+class Carried(TypedDict):
+    """A network as a host carries it, from the NIC records of its VMs."""
+
+    vni: int
+    mtu: int
+    prefix: str
+
+
+def host_networks(hostname: str, vms: Iterable[VM]) -> dict[int, Carried]:
+    """The networks a host carries (by VNI): those of the VMs assigned to it, not deleted."""
     return {
         nic["vni"]: {"vni": nic["vni"], "mtu": nic["mtu"], "prefix": nic["prefix"]}
         for _, nic in host_nics(hostname, vms)
     }
 
 
-def mac_claims(vm: dict[str, Any]) -> list[Put]:
+def mac_claims(vm: VM) -> list[Put]:
     return [Put(keys.mac(nic["mac"]), {"vm": vm["uuid"]}) for nic in vm.get("networks", [])]
 
 
-def mac_releases(vm: dict[str, Any]) -> list[Delete]:
+def mac_releases(vm: VM) -> list[Delete]:
     return [Delete(keys.mac(nic["mac"])) for nic in vm.get("networks", [])]

@@ -6,6 +6,7 @@ import uuid as uuid_module
 from typing import Any
 
 from common import ipam
+from common.records import VM, Image
 from common.store import Delete, keys
 
 # VM.desired
@@ -38,7 +39,7 @@ def new_uuid() -> str:
     return str(uuid_module.uuid4())
 
 
-def add_log(record: dict[str, Any], message: str) -> dict[str, Any]:
+def add_log(record: VM, message: str) -> VM:
     """Append a timestamped line to record["log"], keeping the newest LOG_KEEP."""
     lines = record.setdefault("log", [])
     lines.append(f"{now()} {message}")
@@ -46,15 +47,16 @@ def add_log(record: dict[str, Any], message: str) -> dict[str, Any]:
     return record
 
 
-def last_log_message(record: dict[str, Any]) -> str | None:
+def last_log_message(record: VM) -> str | None:
     """The newest log line without its timestamp (to avoid repeating the same reason)."""
     lines = record.get("log") or []
     return lines[-1].split(" ", 1)[1] if lines else None
 
 
-def new_vm(spec: dict[str, Any], owner: str, image: dict[str, Any]) -> dict[str, Any]:
-    """A VM record as the API stores it on create (validated spec in, PENDING out)."""
-    vm = {
+def new_vm(spec: dict[str, Any], owner: str, image: Image) -> VM:
+    """A VM record as the API stores it on create (validated spec in, PENDING out; the spec
+    is ucloud_api/vms.CREATE's parse, a plain dict)."""
+    vm: VM = {
         "uuid": new_uuid(),
         "name": spec["name"],
         "owner": owner,
@@ -77,11 +79,11 @@ def new_vm(spec: dict[str, Any], owner: str, image: dict[str, Any]) -> dict[str,
     return add_log(vm, f"created by {owner}")
 
 
-def vm_disk_bytes(vm: dict[str, Any]) -> int:
+def vm_disk_bytes(vm: VM) -> int:
     specs = vm["specs"]
     return specs["os_ssd"] + sum(specs.get("hdd") or [])
 
 
-def release_ops(vm: dict[str, Any]) -> list[Delete]:
+def release_ops(vm: VM) -> list[Delete]:
     """What a VM holds in etcd besides its disks: its record, its metadata and its MACs."""
     return [Delete(keys.vm(vm["uuid"])), Delete(keys.vm_data(vm["uuid"])), *ipam.mac_releases(vm)]

@@ -9,8 +9,9 @@ error that lists the choices. Each daemon declares its registry in its `drivers/
 
 import importlib
 from collections.abc import Mapping
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
+from common.config import Config
 from common.errors import ConfigError
 
 T = TypeVar("T")
@@ -41,6 +42,6 @@ class Registry(Generic[T]):
         module, _, attribute = target.partition(":")
         return getattr(importlib.import_module(module), attribute)
 
-    def load(self, name: str, config: Any) -> T:
+    def load(self, name: str, config: Config) -> T:
         """The named driver, built by its `from_config(config)` (every driver class has one)."""
         return self.driver_class(name).from_config(config)  # type: ignore[attr-defined]

@@ -32,6 +32,7 @@ def parse_size(value: object, what: str = "size") -> int:
         raise ValueError(
             f"{what}: expected a size like '2GB' or an integer of bytes, got {value!r}"
         )
+    number: int | str
     if isinstance(value, int):
         number, unit = value, ""
     elif isinstance(value, str):

@@ -17,6 +17,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -330,6 +331,7 @@ class AllInOne:
     def _bootstrap_admin(self) -> None:
         config = self.config()
         store = Store.from_config(config)
+        account: Mapping[str, object]  # the new account, or what is known of an existing one
         try:
             if self.admin_conf.exists() and store.get(keys.user_account(ADMIN)) is not None:
                 return

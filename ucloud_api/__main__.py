@@ -23,7 +23,7 @@ log = logging.getLogger("ucloud_api")
 class _Gunicorn(BaseApplication):
     """gunicorn run in-process; every worker builds its own app (and etcd client) after fork."""
 
-    def __init__(self, config: Any, options: dict[str, Any]) -> None:
+    def __init__(self, config: configuration.Config, options: dict[str, Any]) -> None:
         self.ucloud_config = config
         self.options = options
         super().__init__()
@@ -91,7 +91,7 @@ def main(config_path: str | None, bootstrap_admin: str | None, **flags: Any) -> 
         shutil.rmtree(metrics_dir, ignore_errors=True)
 
 
-def _bootstrap(config: Any, name: str) -> None:
+def _bootstrap(config: configuration.Config, name: str) -> None:
     if config.auth_backend != "local":
         raise click.UsageError("--bootstrap-admin needs auth_backend local")
     store = Store.from_config(config)

@@ -18,6 +18,7 @@ from prometheus_client import (
 )
 
 from common.auth import OtpBackend, backend_from_config
+from common.config import Config
 from common.directory import LdapDirectory
 from common.errors import UcloudError
 from common.imagestore import IMAGE_STORES
@@ -49,11 +50,12 @@ class OrjsonProvider(JSONProvider):
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
         obj = args[0] if len(args) == 1 else (args or kwargs)
-        return self._app.response_class(orjson.dumps(obj), mimetype="application/json")
+        # Flask's own class (the app's response_class is typed as werkzeug's sans-IO base)
+        return Response(orjson.dumps(obj), mimetype="application/json")
 
 
 def create_app(
-    config: Any,
+    config: Config,
     store: Store | None = None,
     otp: OtpBackend | None = None,
     directory: LdapDirectory | None = None,

@@ -12,6 +12,7 @@ import orjson
 from flask import current_app, g, request
 
 from common.auth import Caller, OtpBackend, authenticate, parse_credentials
+from common.config import Config
 from common.directory import LdapDirectory
 from common.errors import Forbidden, InvalidInput
 from common.imagestore import ImageStore
@@ -24,7 +25,7 @@ AUTH_FIELDS = ("name", "realm", "token")
 class Services:
     """What the handlers need, made once per worker by create_app."""
 
-    config: Any
+    config: Config
     store: Store
     otp: OtpBackend
     images: ImageStore  # in-process: the API host holds the image files it registers

@@ -15,6 +15,7 @@ from flask import Blueprint, jsonify
 
 from common import model
 from common.errors import Conflict, InvalidInput, NotFound
+from common.records import VM, FirewallRule, RuleSpec
 from common.store import Transaction, keys
 from common.validation import Field, Schema, choice, ipv6_prefix, port_range
 from ucloud_api.context import body, caller, services
@@ -57,7 +58,7 @@ RULE = Schema(
 )
 
 
-def _rule(spec: dict[str, Any]) -> dict[str, Any]:
+def _rule(spec: dict[str, Any]) -> RuleSpec:
     if "ports" in spec and spec["protocol"] not in ("tcp", "udp"):
         raise InvalidInput(f"ports: only tcp and udp rules have ports, not {spec['protocol']}")
     return {
@@ -69,7 +70,7 @@ def _rule(spec: dict[str, Any]) -> dict[str, Any]:
 
 @blueprint.get("/v1/vm/<uuid>/firewall")
 def list_rules(uuid: str) -> Any:
-    vm = visible_vm(services().store, caller(), uuid).value
+    vm: VM = visible_vm(services().store, caller(), uuid).value
     return jsonify(vm.get("firewall") or [])
 
 
@@ -78,14 +79,14 @@ def add_rule(uuid: str) -> Any:
     rule = _rule(RULE.parse(body()))
     who = caller()
 
-    def add(txn: Transaction) -> dict[str, Any]:
-        vm = visible_vm(txn, who, uuid).copy_value()
+    def add(txn: Transaction) -> FirewallRule:
+        vm: VM = visible_vm(txn, who, uuid).copy_value()
         rules = vm.get("firewall") or []
         if any({**r, "id": None} == {**rule, "id": None} for r in rules):
             raise Conflict(f"VM {uuid} has this rule already")
         if len(rules) >= MAX_RULES:
             raise Conflict(f"VM {uuid} has {MAX_RULES} rules, the most a VM may have")
-        added = {**rule, "id": secrets.token_hex(4)}
+        added: FirewallRule = {**rule, "id": secrets.token_hex(4)}
         vm["firewall"] = [*rules, added]
         model.add_log(vm, f"firewall: {_describe(added)} allowed in")
         txn.put(keys.vm(uuid), vm)
@@ -98,8 +99,8 @@ def add_rule(uuid: str) -> Any:
 def delete_rule(uuid: str, rule_id: str) -> Any:
     who = caller()
 
-    def remove(txn: Transaction) -> dict[str, Any]:
-        vm = visible_vm(txn, who, uuid).copy_value()
+    def remove(txn: Transaction) -> FirewallRule:
+        vm: VM = visible_vm(txn, who, uuid).copy_value()
         rules = vm.get("firewall") or []
         gone = [r for r in rules if r["id"] == rule_id]
         if not gone:
@@ -112,6 +113,7 @@ def delete_rule(uuid: str, rule_id: str) -> Any:
     return jsonify(services().store.transact(remove).value), 200
 
 
-def _describe(rule: dict[str, Any]) -> str:
-    ports = f" port {rule['ports'][0]}-{rule['ports'][1]}" if rule.get("ports") else ""
-    return f"{rule['protocol']}{ports} from {rule['source']}"
+def _describe(rule: FirewallRule) -> str:
+    ports = rule.get("ports")
+    ports_text = f" port {ports[0]}-{ports[1]}" if ports else ""
+    return f"{rule['protocol']}{ports_text} from {rule['source']}"

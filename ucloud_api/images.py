@@ -15,6 +15,7 @@ from flask import Blueprint, jsonify
 from common import model
 from common.auth import Caller
 from common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from common.records import Image
 from common.store import Delete, Put, Reader, absent, keys
 from common.store.client import Entry
 from common.validation import NAME_SCHEMA, Field, Schema, absolute_path, name
@@ -39,11 +40,11 @@ REGISTER = Schema(
 )
 
 
-def scope(image: dict[str, Any]) -> str:
+def scope(image: Image) -> str:
     return "public" if image["public"] else f"user/{image['owner']}"
 
 
-def visible(image: dict[str, Any], who: Caller) -> bool:
+def visible(image: Image, who: Caller) -> bool:
     return image["public"] or who.may_access(image["owner"])
 
 
@@ -72,7 +73,7 @@ def register() -> Any:
         raise InvalidInput(f"file: {spec['file']!r} does not exist or is not a regular file")
     image_uuid = model.new_uuid()
     info = svc.images.import_image(image_uuid, spec["file"])
-    image = {
+    image: Image = {
         "uuid": image_uuid,
         "name": spec["name"],
         "owner": who.name,
@@ -101,7 +102,7 @@ def register() -> Any:
 @blueprint.get("/v1/image")
 def list_images() -> Any:
     who = caller()
-    images = [e.value for e in services().store.list(keys.IMAGE).entries]
+    images: list[Image] = [e.value for e in services().store.list(keys.IMAGE).entries]
     return jsonify([i for i in images if visible(i, who)])
 
 
@@ -115,7 +116,7 @@ def delete(uuid: str) -> Any:
         raise NotFound(f"unknown image {uuid!r}")
     if not who.may_access(entry.value["owner"]):
         raise Forbidden("only the image's owner or the admin realm may delete it")
-    image = entry.value
+    image: Image = entry.value
 
     def users() -> list[str]:
         return [

@@ -12,6 +12,7 @@ from flask import Blueprint, jsonify
 from common import ipam, model
 from common.auth import Caller
 from common.errors import Conflict, NotFound
+from common.records import NetworkRequest
 from common.store import Reader, keys
 from common.store.client import Entry
 from common.validation import NAME_SCHEMA, Field, Schema, name
@@ -53,7 +54,7 @@ def create() -> Any:
     who = caller()
     spec = CREATE.parse(body({"network_name": "name"}))
     svc = services()
-    record = {
+    record: NetworkRequest = {
         "uuid": model.new_uuid(),
         "name": spec["name"],
         "owner": who.name,

@@ -10,12 +10,13 @@ directory is unreachable those keys are served marked `cached`, with the time th
 import hashlib
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 from flask import Blueprint, jsonify
 
 from common import model, sshkeys
 from common.errors import Conflict, InvalidInput, NotFound, Unavailable
+from common.records import DirectoryCache, SshKey
 from common.store import Delete, Put, absent, keys, mod_revision_is
 from common.validation import NAME_SCHEMA, Field, Schema, name, text
 from ucloud_api.context import Services, body, caller, services
@@ -40,6 +41,17 @@ CREATE = Schema(
 )
 
 
+class ShownKey(TypedDict):
+    """A key as the API shows it."""
+
+    name: str
+    key: str
+    fingerprint: str
+    source: str
+    cached: NotRequired[bool]
+    cached_at: NotRequired[str]
+
+
 @dataclass(frozen=True)
 class UserKey:
     name: str
@@ -48,15 +60,16 @@ class UserKey:
     source: str  # "api" or "ldap"
     cached_at: str | None = None  # set when read from the cache of an unreachable directory
 
-    def public(self) -> dict[str, Any]:
-        shown = {
+    def public(self) -> ShownKey:
+        shown: ShownKey = {
             "name": self.name,
             "key": self.key,
             "fingerprint": self.fingerprint,
             "source": self.source,
         }
         if self.cached_at:
-            shown.update(cached=True, cached_at=self.cached_at)
+            shown["cached"] = True
+            shown["cached_at"] = self.cached_at
         return shown
 
 
@@ -104,7 +117,8 @@ def directory_keys(svc: Services, user: str) -> list[UserKey]:
         return []
     lines = list(entry.ssh_keys)
     if cached is None or cached.value["ssh_keys"] != lines:
-        svc.store.put(cache_key, {"ssh_keys": lines, "read_at": model.now()})
+        fresh: DirectoryCache = {"ssh_keys": lines, "read_at": model.now()}
+        svc.store.put(cache_key, fresh)
     return _directory_keys(lines, None)
 
 
@@ -136,7 +150,7 @@ def add_key() -> Any:
         raise InvalidInput(f"name: names starting with {DIRECTORY_PREFIX!r} are the directory's")
     key = sshkeys.parse(spec["key"])
     user = caller().name
-    record = {
+    record: SshKey = {
         "name": spec["name"],
         "key": key.line,
         "fingerprint": key.fingerprint,

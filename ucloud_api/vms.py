@@ -6,6 +6,7 @@ Every change is a `Store.transact` body: it reads what it depends on, the commit
 none of that changed, and a lost race runs it again.
 """
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -14,6 +15,7 @@ from flask import Blueprint, Response, jsonify, request
 from common import ipam, model
 from common.auth import Caller
 from common.errors import Conflict, Forbidden, InvalidInput, NotFound
+from common.records import VM, Image, Network, VMData
 from common.store import Reader, Transaction, absent, keys
 from common.store.client import Entry
 from common.validation import (
@@ -103,19 +105,21 @@ def create() -> Any:
     chosen = _chosen_keys(who.name, spec.get("ssh_keys"))
     spec["ssh_keys"] = [key.name for key in chosen]
 
-    def create_vm(txn: Transaction) -> dict[str, Any]:
+    def create_vm(txn: Transaction) -> VM:
         # The image and networks must still be the ones read (not being deleted) when the VM
         # appears; its MACs are claimed in the same transaction.
-        image = images.resolve(txn, who, spec["image"])
-        if spec["os_ssd"] < image.value["size"]:
+        image: Image = images.resolve(txn, who, spec["image"]).value
+        if spec["os_ssd"] < image["size"]:
             raise InvalidInput(
-                f"os_ssd: {spec['os_ssd']} bytes is smaller than image {image.value['name']!r}"
-                f" ({image.value['size']} bytes)"
+                f"os_ssd: {spec['os_ssd']} bytes is smaller than image {image['name']!r}"
+                f" ({image['size']} bytes)"
             )
-        nets = [networks.owned(txn, who.name, n) for n in dict.fromkeys(spec.get("networks", []))]
-        vm = model.new_vm(spec, who.name, image.value)
+        nets: list[Network] = [
+            networks.owned(txn, who.name, n).value for n in dict.fromkeys(spec.get("networks", []))
+        ]
+        vm = model.new_vm(spec, who.name, image)
         for net in nets:
-            vm["networks"].append(ipam.new_nic(net.value, [n["slot"] for n in vm["networks"]]))
+            vm["networks"].append(ipam.new_nic(net, [n["slot"] for n in vm["networks"]]))
         txn.require(*(absent(keys.mac(nic["mac"])) for nic in vm["networks"]))
         txn.put(keys.vm(vm["uuid"]), vm)
         txn.put(keys.vm_data(vm["uuid"]), _vm_data(chosen, spec.get("user_data")))
@@ -139,7 +143,7 @@ def _chosen_keys(owner: str, names: list[str] | None) -> list[sshkeys.UserKey]:
     return [by_name[wanted] for wanted in dict.fromkeys(names)]
 
 
-def _vm_data(chosen: list[sshkeys.UserKey], user_data: str | None) -> dict[str, Any]:
+def _vm_data(chosen: list[sshkeys.UserKey], user_data: str | None) -> VMData:
     """What ucloud-meta serves this VM; kept apart from the VM record so listing 10,000 VMs
     does not carry their user data."""
     return {
@@ -168,12 +172,12 @@ def show(uuid: str) -> Any:
     return jsonify(visible_vm(services().store, caller(), uuid).value)
 
 
-def _change(uuid: str, mutate: Any) -> Any:
+def _change(uuid: str, mutate: Callable[[VM], VM | None]) -> Any:
     """Apply mutate(vm) -> vm (None: no change) to a visible VM, transactionally; 202 with the
     record as it is then."""
     who = caller()
 
-    def change(txn: Transaction) -> dict[str, Any]:
+    def change(txn: Transaction) -> VM:
         entry = visible_vm(txn, who, uuid)
         vm = mutate(entry.copy_value())
         if vm is None:
@@ -184,14 +188,14 @@ def _change(uuid: str, mutate: Any) -> Any:
     return jsonify(services().store.transact(change).value), 202
 
 
-def _not_deleted(vm: dict[str, Any]) -> None:
+def _not_deleted(vm: VM) -> None:
     if vm["desired"] == model.DELETED:
         raise Conflict(f"VM {vm['uuid']} is being deleted")
 
 
 @blueprint.post("/v1/vm/<uuid>/start")
 def start(uuid: str) -> Any:
-    def mutate(vm: dict[str, Any]) -> dict[str, Any] | None:
+    def mutate(vm: VM) -> VM | None:
         _not_deleted(vm)
         if vm["desired"] == model.RUNNING:
             if vm["status"] != model.ERROR:
@@ -207,7 +211,7 @@ def start(uuid: str) -> Any:
 
 @blueprint.post("/v1/vm/<uuid>/stop")
 def stop(uuid: str) -> Any:
-    def mutate(vm: dict[str, Any]) -> dict[str, Any] | None:
+    def mutate(vm: VM) -> VM | None:
         _not_deleted(vm)
         if vm["desired"] == model.STOPPED:
             return None
@@ -219,7 +223,7 @@ def stop(uuid: str) -> Any:
 
 @blueprint.post("/v1/vm/<uuid>/reboot")
 def reboot(uuid: str) -> Any:
-    def mutate(vm: dict[str, Any]) -> dict[str, Any]:
+    def mutate(vm: VM) -> VM:
         _not_deleted(vm)
         if vm["desired"] != model.RUNNING or vm["status"] != model.STATUS_RUNNING:
             raise Conflict(f"VM {vm['uuid']} is not running (status {vm['status']})")
@@ -267,15 +271,16 @@ def migrate(uuid: str) -> Any:
     ):
         raise Conflict("no other host takes VMs now: nowhere to migrate to")
 
-    def mutate(vm: dict[str, Any]) -> dict[str, Any]:
+    def mutate(vm: VM) -> VM:
         _not_deleted(vm)
-        if vm["host"] is None:
+        source = vm["host"]
+        if source is None:
             raise Conflict(f"VM {vm['uuid']} has no host yet")
-        if vm["host"] == target:
+        if source == target:
             raise Conflict(f"VM {vm['uuid']} is on {target} already")
         if vm.get("migrate"):
             raise Conflict(f"VM {vm['uuid']} is migrating already")
-        vm["migrate"] = {"from": vm["host"], "to": target}
+        vm["migrate"] = {"from": source, "to": target}
         return model.add_log(vm, f"migration to {target or 'another host'} requested")
 
     return _change(uuid, mutate)
@@ -285,12 +290,13 @@ def migrate(uuid: str) -> Any:
 def delete(uuid: str) -> Any:
     who = caller()
 
-    def remove(txn: Transaction) -> dict[str, Any]:
-        vm = visible_vm(txn, who, uuid).copy_value()
+    def remove(txn: Transaction) -> VM:
+        vm: VM = visible_vm(txn, who, uuid).copy_value()
         if vm["host"] is None and vm["status"] == model.PENDING:
             # Never placed, no disks: released here (the commit loses against a placement).
             txn.write(model.release_ops(vm))
-            vm.update(desired=model.DELETED, status="DELETED")
+            vm["desired"] = model.DELETED
+            vm["status"] = "DELETED"
             return model.add_log(vm, "deleted")
         if vm["desired"] != model.DELETED:
             vm["desired"] = model.DELETED
@@ -305,8 +311,8 @@ def attach(uuid: str) -> Any:
     """Attach one of the owner's networks (hot, on a running VM): a new NIC with its own MAC."""
     spec = networks.ATTACH.parse(body())
 
-    def plug(txn: Transaction) -> dict[str, Any]:
-        vm = visible_vm(txn, caller(), uuid).copy_value()
+    def plug(txn: Transaction) -> VM:
+        vm: VM = visible_vm(txn, caller(), uuid).copy_value()
         _not_deleted(vm)
         if any(n["network"] == spec["network"] for n in vm["networks"]):
             raise Conflict(f"VM {uuid} is attached to {spec['network']!r} already")
@@ -324,8 +330,8 @@ def attach(uuid: str) -> Any:
 
 @blueprint.delete("/v1/vm/<uuid>/networks/<network>")
 def detach(uuid: str, network: str) -> Any:
-    def unplug(txn: Transaction) -> dict[str, Any]:
-        vm = visible_vm(txn, caller(), uuid).copy_value()
+    def unplug(txn: Transaction) -> VM:
+        vm: VM = visible_vm(txn, caller(), uuid).copy_value()
         _not_deleted(vm)
         nics = [n for n in vm["networks"] if n["network"] == network]
         if not nics:

@@ -34,7 +34,7 @@ def attach(path: str) -> None:
 
 def _pump(sock: socket.socket, stdin: int, interactive: bool) -> None:
     stdout = sys.stdout.fileno()
-    inputs = [sock, stdin]
+    inputs: list[socket.socket | int] = [sock, stdin]
     drain_until = None
     while True:
         timeout = None if drain_until is None else max(drain_until - time.monotonic(), 0)

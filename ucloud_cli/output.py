@@ -1,6 +1,7 @@
 """Tables for people, JSON for programs: emit() is the one place that chooses between them."""
 
 import json
+import operator
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,7 +26,7 @@ def emit(as_json: bool, data: Any, readable: Readable) -> None:
 
 def fields(*names: str) -> list[Column]:
     """Columns that show a record's field of the same name as it is."""
-    return [(name, lambda record, name=name: record[name]) for name in names]
+    return [(name, operator.itemgetter(name)) for name in names]
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[Column]) -> None:

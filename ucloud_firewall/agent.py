@@ -13,6 +13,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.core import CounterMetricFamily
 
 from common import netnames
+from common.config import Config
 from common.runner import Runner
 from common.store import Store, keys
 from common.store.mirror import Mirror
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 
 
 class FirewallAgent:
-    def __init__(self, store: Store, config: Any, driver: Firewall) -> None:
+    def __init__(self, store: Store, config: Config, driver: Firewall) -> None:
         self.config = config
         self.driver = driver
         self.stop = threading.Event()

@@ -10,9 +10,9 @@ import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 from common import ipam, model, netnames
+from common.records import VM, FirewallRule, Host, Nic
 
 PROTOCOLS = ("tcp", "udp", "icmpv6", "any")
 MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
@@ -59,20 +59,21 @@ def _address(text: str) -> str:
     return str(ipaddress.IPv6Address(text))
 
 
-def _rule(raw: dict[str, Any]) -> IngressRule:
+def _rule(raw: FirewallRule) -> IngressRule:
     protocol = raw["protocol"]
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}")
     source = str(ipaddress.IPv6Network(raw.get("source") or "::/0", strict=False))
-    if protocol in ("tcp", "udp") and raw.get("ports"):
-        first, last = raw["ports"]
+    ports = raw.get("ports")
+    if protocol in ("tcp", "udp") and ports:
+        first, last = ports
         if not 1 <= int(first) <= int(last) <= 65535:
-            raise ValueError(f"bad port range {raw['ports']!r}")
+            raise ValueError(f"bad port range {ports!r}")
         return IngressRule(protocol, source, int(first), int(last))
     return IngressRule(protocol, source)
 
 
-def port_of(vm: dict[str, Any], nic: dict[str, Any], default_deny: bool) -> Port:
+def port_of(vm: VM, nic: Nic, default_deny: bool) -> Port:
     """The port of one NIC. Its VM's ingress rules apply to every NIC of the VM."""
     rules = tuple(sorted({_rule(rule) for rule in vm.get("firewall") or []}))
     return Port(
@@ -87,8 +88,8 @@ def port_of(vm: dict[str, Any], nic: dict[str, Any], default_deny: bool) -> Port
 
 def desired(
     hostname: str,
-    vms: Iterable[dict[str, Any]],
-    hosts: Iterable[dict[str, Any]],
+    vms: Iterable[VM],
+    hosts: Iterable[Host],
     metadata_port: int,
     default_deny: bool = False,
     underlay_interface: str = "",
@@ -98,10 +99,10 @@ def desired(
     ports = sorted(port_of(vm, nic, default_deny) for vm, nic in ipam.host_nics(hostname, vms))
     peers = sorted(
         {
-            _address(host["underlay"])
+            _address(underlay)
             for host in hosts
             if host.get("hostname") != hostname
-            and host.get("underlay")
+            and (underlay := host.get("underlay"))
             and host.get("status") == model.ALIVE
         }
     )

@@ -9,10 +9,11 @@ not make the host look dead.
 import logging
 import threading
 import time
-from typing import Any
 
 from common import fence, model
+from common.config import Config
 from common.errors import UcloudError
+from common.records import Host
 from common.store import Store, keys
 from common.store.session import Session
 from ucloud_host import capacity
@@ -22,7 +23,7 @@ log = logging.getLogger(__name__)
 
 
 class HostAgent:
-    def __init__(self, store: Store, config: Any, facts: HostFacts) -> None:
+    def __init__(self, store: Store, config: Config, facts: HostFacts) -> None:
         self.store = store
         self.config = config
         self.facts = facts
@@ -52,7 +53,7 @@ class HostAgent:
         )
         caps = capacity.detect(self.config, self.facts)
 
-        def register(record: dict[str, Any]) -> dict[str, Any]:
+        def register(record: Host) -> Host:
             if record.get("status") != model.ALIVE:
                 log.info(
                     "host %s is ALIVE (cpu %d, ram %d, disk %d)",
@@ -63,11 +64,13 @@ class HostAgent:
                 )
                 record["alive_since"] = model.now()
             record.update(
-                hostname=self.hostname,
-                status=model.ALIVE,
-                capacity=caps,
-                lease_ttl=self.config.host_lease_ttl,
-                underlay=self.config.underlay_address or None,
+                {
+                    "hostname": self.hostname,
+                    "status": model.ALIVE,
+                    "capacity": caps,
+                    "lease_ttl": self.config.host_lease_ttl,
+                    "underlay": self.config.underlay_address or None,
+                }
             )
             return record
 
@@ -109,7 +112,7 @@ class HostAgent:
     def _report(self) -> None:
         measured = capacity.usage(self.config, self.facts)
 
-        def report(record: dict[str, Any]) -> dict[str, Any]:
+        def report(record: Host) -> Host:
             record["usage"] = measured
             record["reported"] = model.now()
             return record

@@ -3,8 +3,9 @@ The measuring is the host facts driver's (ucloud_host/driver.py); this module ne
 platform itself."""
 
 from pathlib import Path
-from typing import Any
 
+from common.config import Config
+from common.records import Capacity, Usage
 from ucloud_host.driver import HostFacts
 
 
@@ -15,7 +16,7 @@ def _existing_parent(path: str) -> str:
     return str(current)
 
 
-def detect(config: Any, facts: HostFacts) -> dict[str, int]:
+def detect(config: Config, facts: HostFacts) -> Capacity:
     """Capacity: config overrides (host_cpu, host_ram, host_disk) win over detection."""
     return {
         "cpu": config.host_cpu or facts.cpus(),
@@ -24,7 +25,7 @@ def detect(config: Any, facts: HostFacts) -> dict[str, int]:
     }
 
 
-def usage(config: Any, facts: HostFacts) -> dict[str, Any]:
+def usage(config: Config, facts: HostFacts) -> Usage:
     """Measured use, for operators (placement uses the allocations, not this)."""
     return {
         "load1": round(facts.load(), 2),

@@ -3,9 +3,10 @@ advertisements on them (ra.py)."""
 
 import logging
 import threading
-from typing import Any
 
 from common import ipam, netnames
+from common.config import Config
+from common.records import VM
 from common.runner import Runner
 from common.store import Store, keys
 from common.store.mirror import Mirror
@@ -18,7 +19,7 @@ SOON, IDLE = 0.1, 2.0  # seconds to the next pass: a bridge is missing / all ser
 
 
 class IpamAgent:
-    def __init__(self, store: Store, config: Any, links: TenantLinks) -> None:
+    def __init__(self, store: Store, config: Config, links: TenantLinks) -> None:
         self.hostname = config.hostname
         self.dns: list[str] = config.network_dns
         self.stop = threading.Event()
@@ -38,7 +39,7 @@ class IpamAgent:
     def reconcile(self) -> float | None:
         """Serve every network whose bridge exists; while a bridge is still missing (ucloud-net
         is about to make it), come back soon, so a new NIC is served before its guest asks."""
-        vms = [entry.value for entry in self.vms.values()]
+        vms: list[VM] = [entry.value for entry in self.vms.values()]
         networks = ipam.host_networks(self.hostname, vms)
         ready = [net for net in networks.values() if self._gateway(net["vni"])]
         self.sender.serve(
@@ -47,7 +48,7 @@ class IpamAgent:
         self._burst_for_new_nics(vms, {net["vni"] for net in ready})
         return SOON if len(ready) < len(networks) else None
 
-    def _burst_for_new_nics(self, vms: list[dict[str, Any]], ready: set[int]) -> None:
+    def _burst_for_new_nics(self, vms: list[VM], ready: set[int]) -> None:
         """A NIC new on a served bridge (a hot attach, a VM arriving) gets frequent RAs for a
         few seconds, so its guest need not wait for its own router solicitation."""
         nics = {

@@ -3,9 +3,10 @@ each VM with its own data only (callers.py decides who is calling)."""
 
 import logging
 import threading
-from typing import Any
 
 from common import ipam, netnames
+from common.config import Config
+from common.records import VM
 from common.runner import Runner
 from common.store import Store, keys
 from common.store.mirror import Mirror
@@ -20,7 +21,7 @@ SOON, IDLE = 0.1, 2.0  # seconds to the next pass: a bridge is missing / all ser
 
 
 class MetaAgent:
-    def __init__(self, store: Store, config: Any, links: TenantLinks) -> None:
+    def __init__(self, store: Store, config: Config, links: TenantLinks) -> None:
         self.store = store
         self.hostname = config.hostname
         self.port: int = config.metadata_port
@@ -42,7 +43,7 @@ class MetaAgent:
     def reconcile(self) -> float | None:
         """A server on every bridge of this host's networks; back soon while a bridge is
         missing."""
-        vms = [entry.value for entry in self.vms.values()]
+        vms: list[VM] = [entry.value for entry in self.vms.values()]
         self.nics = callers.index(self.hostname, vms)
         self.present = set(self.nics.values())
         wanted = {netnames.bridge(vni) for vni in ipam.host_networks(self.hostname, vms)}
@@ -63,7 +64,8 @@ class MetaAgent:
 
     def identify(self, bridge: str, source: str) -> callers.Nic | None:
         address = callers.normal(source)
-        nic = self.nics.get((netnames.bridge_vni(bridge), address))
+        vni = netnames.bridge_vni(bridge)
+        nic = self.nics.get((vni, address)) if vni is not None else None
         if nic is None:
             return None
         if not callers.genuine(self.links, bridge, address, nic):

@@ -14,9 +14,8 @@ decides, and must not ask the platform itself.
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
-from common import ipam, netnames
+from common import ipam, netnames, records
 from common.tenantlinks import TenantLinks
 
 
@@ -26,12 +25,12 @@ class Nic:
     mac: str
 
 
-def nic_addresses(nic: dict[str, Any]) -> list[str]:
+def nic_addresses(nic: records.Nic) -> list[str]:
     """The addresses a NIC uses on its network: link-local and SLAAC, both EUI-64."""
     return [ipam.eui64("fe80::/64", nic["mac"]), ipam.eui64(nic["prefix"], nic["mac"])]
 
 
-def index(hostname: str, vms: Iterable[dict[str, Any]]) -> dict[tuple[int, str], Nic]:
+def index(hostname: str, vms: Iterable[records.VM]) -> dict[tuple[int, str], Nic]:
     """(vni, address) -> NIC of the VMs assigned to this host."""
     return {
         (nic["vni"], address): Nic(vm["uuid"], nic["mac"])

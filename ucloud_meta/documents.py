@@ -9,9 +9,10 @@ User data that was not given is a 404, as on EC2 and OpenStack.
 """
 
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
+
+from common.records import VM, VMData, VMDataKey
 
 TEXT, JSON, BINARY = "text/plain; charset=utf-8", "application/json", "application/octet-stream"
 
@@ -30,7 +31,7 @@ def _text(lines: list[str]) -> Answer:
 NOT_FOUND = Answer(404, TEXT, b"not found\n")
 
 
-def answer(path: str, vm: dict[str, Any], data: dict[str, Any]) -> Answer:
+def answer(path: str, vm: VM, data: VMData) -> Answer:
     """The answer for `path` (query string removed) to the VM `vm` with its VM data `data`."""
     keys = data.get("ssh_keys", [])
     user_data = data.get("user_data")
@@ -71,7 +72,7 @@ def answer(path: str, vm: dict[str, Any], data: dict[str, Any]) -> Answer:
     return NOT_FOUND
 
 
-def _ec2_meta(rest: str, meta: dict[str, str], keys: list[dict[str, str]]) -> Answer:
+def _ec2_meta(rest: str, meta: dict[str, str], keys: list[VMDataKey]) -> Answer:
     if rest in meta:
         return Answer(200, TEXT, meta[rest].encode())
     if rest == "public-keys":

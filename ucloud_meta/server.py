@@ -17,6 +17,9 @@ from ucloud_meta.documents import NOT_FOUND, TEXT, Answer
 
 log = logging.getLogger(__name__)
 
+# What socketserver hands a server per request: a TCP server's is its connected socket.
+Request = socket.socket | tuple[bytes, socket.socket]
+
 MAX_CONNECTIONS = 64  # per bridge
 IDLE_TIMEOUT = 10.0  # seconds a connection may wait between requests
 
@@ -96,13 +99,13 @@ class BridgeServer(ThreadingHTTPServer):
         self._thread.daemon = True
         self._thread.start()
 
-    def process_request(self, request: socket.socket, client_address: tuple) -> None:
+    def process_request(self, request: Request, client_address: tuple) -> None:
         if not self._slots.acquire(blocking=False):
             self.shutdown_request(request)  # too many open connections from this network
             return
         super().process_request(request, client_address)
 
-    def process_request_thread(self, request: socket.socket, client_address: tuple) -> None:
+    def process_request_thread(self, request: Request, client_address: tuple) -> None:
         try:
             super().process_request_thread(request, client_address)
         finally:

@@ -5,7 +5,7 @@ difference. A restarted agent therefore repairs drift and never duplicates a lin
 
 import logging
 import threading
-from typing import Any
+from collections.abc import Callable
 
 from prometheus_client import Counter
 
@@ -48,7 +48,7 @@ class NetAgent:
             self._apply(step)
 
     def _apply(self, step: plan.Step) -> None:
-        calls: dict[str, Any] = {
+        calls: dict[str, Callable[[], None]] = {
             "add_network": lambda: self.driver.add_network(step.vni, step.mtu),
             "del_network": lambda: self.driver.del_network(step.vni),
             "add_tap": lambda: self.driver.add_tap(step.name, step.vni, step.mtu),

@@ -3,9 +3,9 @@ table-tested without a kernel (tests/test_net_plan.py)."""
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from common import ipam, model, netnames
+from common.records import VM, Host
 
 
 @dataclass
@@ -27,20 +27,29 @@ class Step:
     mtu: int = 0
 
 
-def desired(hostname: str, vms: Iterable[dict[str, Any]], hosts: Iterable[dict[str, Any]]) -> Links:
+def desired(hostname: str, vms: Iterable[VM], hosts: Iterable[Host]) -> Links:
     """Networks of the VMs assigned here; peers: the other hosts with VMs on those networks."""
-    vms = [vm for vm in vms if vm.get("host") is not None and vm["desired"] != model.DELETED]
-    links = Links({vni: net["mtu"] for vni, net in ipam.host_networks(hostname, vms).items()})
+    placed = [
+        (vm, host)
+        for vm in vms
+        if (host := vm.get("host")) is not None and vm["desired"] != model.DELETED
+    ]
+    links = Links(
+        {
+            vni: net["mtu"]
+            for vni, net in ipam.host_networks(hostname, (vm for vm, _ in placed)).items()
+        }
+    )
     users: dict[int, set[str]] = {}
-    for vm in vms:
+    for vm, host in placed:
         for nic in vm.get("networks", []):
-            users.setdefault(nic["vni"], set()).add(vm["host"])
-            if vm["host"] == hostname:
+            users.setdefault(nic["vni"], set()).add(host)
+            if host == hostname:
                 links.taps[netnames.tap(nic["mac"])] = nic["vni"]
     underlay = {
-        h["hostname"]: h.get("underlay")
+        h["hostname"]: address
         for h in hosts
-        if h.get("status") == model.ALIVE and h.get("underlay")
+        if h.get("status") == model.ALIVE and (address := h.get("underlay"))
     }
     for vni in links.networks:
         links.peers[vni] = {underlay[h] for h in users[vni] if h != hostname and h in underlay}

@@ -7,7 +7,9 @@ import heapq
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+
+from common.config import Config
+from common.records import Capacity
 
 RESOURCES = ("cpu", "ram", "disk")
 
@@ -20,12 +22,12 @@ class Policy:
     strategy: str = "spread"  # "spread": most free memory first; "pack": least free first
 
     @classmethod
-    def from_config(cls, config: Any) -> "Policy":
+    def from_config(cls, config: Config) -> "Policy":
         return cls(
             config.cpu_overcommit, config.ram_overcommit, config.disk_overcommit, config.placement
         )
 
-    def limit(self, capacity: dict[str, int]) -> dict[str, float]:
+    def limit(self, capacity: Capacity) -> dict[str, float]:
         return {
             "cpu": capacity["cpu"] * self.cpu_overcommit,
             "ram": capacity["ram"] * self.ram_overcommit,
@@ -36,7 +38,7 @@ class Policy:
 @dataclass
 class Host:
     name: str
-    capacity: dict[str, int]
+    capacity: Capacity
     allocated: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RESOURCES, 0))
     alive: bool = True
     maintenance: bool = False  # drained by an admin: takes no new VMs

@@ -7,16 +7,18 @@ create revision), so neither a racing scheduler nor a deposed leader can place a
 stale information. A write that loses is not retried: the next pass sees the new state.
 """
 
+import functools
 import logging
 import threading
 from collections.abc import Callable
-from typing import Any
 
 from prometheus_client import Counter, Gauge
 
 from common import model
 from common.errors import Conflict
 from common.poll import poll
+from common.records import VM
+from common.records import Host as HostRecord
 from common.runner import Runner
 from common.store import Store, Transaction, absent, keys
 from common.store.client import Entry
@@ -120,9 +122,9 @@ class Scheduler:
 
     def _hosts(self, vms: list[Entry]) -> list[Host]:
         alive = {keys.last_part(e.key) for e in self.alive.values()}
-        hosts = {}
+        hosts: dict[str, Host] = {}
         for entry in self.hosts.values():
-            record = entry.value
+            record: HostRecord = entry.value
             name = record["hostname"]
             hosts[name] = Host(
                 name,
@@ -131,7 +133,7 @@ class Scheduler:
                 maintenance=bool(record.get("maintenance")),
             )
         for entry in vms:
-            vm = entry.value
+            vm: VM = entry.value
             host = hosts.get(vm["host"]) if vm["host"] else None
             if host is not None:
                 host.allocated["cpu"] += vm["specs"]["cpu"]
@@ -147,14 +149,15 @@ class Scheduler:
         """
         alive = {keys.last_part(e.key) for e in self.alive.values()}
         for entry in self.hosts.values():
-            record = entry.value
+            record: HostRecord = entry.value
             name = record["hostname"]
             if record.get("status") != model.ALIVE or name in alive:
                 continue
 
             def mark(txn: Transaction, entry: Entry = entry, name: str = name) -> None:
-                record = txn.seen(entry)
-                record.update(status=model.DEAD, died=model.now())
+                record: HostRecord = txn.seen(entry)
+                record["status"] = model.DEAD
+                record["died"] = model.now()
                 txn.require(absent(keys.alive(name)))
                 txn.put(entry.key, record)
 
@@ -173,15 +176,18 @@ class Scheduler:
             if e.value.get("status") == model.DEAD
         }
         for entry in vms:
-            vm = entry.copy_value()
+            vm: VM = entry.copy_value()
             host = dead.get(vm["host"]) if vm["host"] else None
             if host is None:
                 continue
             if self.shared_storage:
-                vm.update(host=None, status=model.KILLED, migrate=None)
+                vm["host"] = None
+                vm["status"] = model.KILLED
+                vm["migrate"] = None
                 model.add_log(vm, f"host {host.value['hostname']} died: to be restarted elsewhere")
             elif vm["status"] != model.ERROR and vm["desired"] != model.DELETED:
-                vm.update(status=model.ERROR, retries_seen=vm.get("retries", 0))
+                vm["status"] = model.ERROR
+                vm["retries_seen"] = vm.get("retries", 0)
                 model.add_log(
                     vm,
                     f"host {host.value['hostname']} died and the disks are not on"
@@ -201,12 +207,18 @@ class Scheduler:
             if e.value.get("maintenance") and e.value.get("status") == model.ALIVE
         }
         for entry in vms:
-            vm = entry.copy_value()
-            host = draining.get(vm["host"]) if vm["host"] else None
-            if host is None or vm.get("migrate") or vm["desired"] == model.DELETED:
+            vm: VM = entry.copy_value()
+            source = vm["host"]
+            host = draining.get(source) if source else None
+            if (
+                source is None
+                or host is None
+                or vm.get("migrate")
+                or vm["desired"] == model.DELETED
+            ):
                 continue
-            vm["migrate"] = {"from": vm["host"], "to": None}
-            model.add_log(vm, f"host {vm['host']} is in maintenance: migrating")
+            vm["migrate"] = {"from": source, "to": None}
+            model.add_log(vm, f"host {source} is in maintenance: migrating")
             self._write_if(vm, entry, host)
 
     def _commit(self, mirror: Mirror, write: Callable[[Transaction], None]) -> bool:
@@ -225,7 +237,7 @@ class Scheduler:
             self._wrote(mirror, committed.revision)
         return True
 
-    def _write_if(self, vm: dict[str, Any], entry: Entry, host: Entry) -> None:
+    def _write_if(self, vm: VM, entry: Entry, host: Entry) -> None:
         """Write vm if neither it nor its host record changed since read (and we lead)."""
 
         def write(txn: Transaction) -> None:
@@ -235,7 +247,7 @@ class Scheduler:
 
         self._commit(self.vms, write)
 
-    def _fenced_update(self, entry: Entry, mutate: Any) -> None:
+    def _fenced_update(self, entry: Entry, mutate: Callable[[VM], VM | None]) -> None:
         def write(txn: Transaction) -> None:
             new = mutate(txn.seen(entry))
             if new is not None:
@@ -244,10 +256,10 @@ class Scheduler:
         self._commit(self.vms, write)
 
     def _write_placements(self, result: Plan, by_key: dict[str, Entry]) -> None:
-        writes = []
+        writes: list[tuple[Entry, VM]] = []
         for demand, host in result.placements:
             entry = by_key[demand.key]
-            vm = entry.copy_value()
+            vm: VM = entry.copy_value()
             vm["host"] = host
             vm["status"] = model.SCHEDULED
             vm.pop("migrate", None)
@@ -255,13 +267,13 @@ class Scheduler:
             writes.append((entry, vm))
         for start in range(0, len(writes), BATCH):
             batch = writes[start : start + BATCH]
-            if self._commit(self.vms, lambda txn, batch=batch: _put_all(txn, batch)):
+            if self._commit(self.vms, functools.partial(_put_all, writes=batch)):
                 PLACED.inc(len(batch))
                 continue
             # Some VM changed under us (deleted, stopped...): place the rest one by one; the
             # changed ones are looked at again in the next pass.
             for write in batch:
-                if self._commit(self.vms, lambda txn, write=write: _put_all(txn, [write])):
+                if self._commit(self.vms, functools.partial(_put_all, writes=[write])):
                     PLACED.inc()
         if writes:
             log.info("placed %d VM(s)", len(writes))
@@ -272,16 +284,20 @@ class Scheduler:
             entry = by_key[key]
             if model.last_log_message(entry.value) == reason:
                 continue
-            self._fenced_update(entry, lambda vm, r=reason: model.add_log(vm, r))
+            self._fenced_update(entry, functools.partial(_logged, message=reason))
 
 
-def _put_all(txn: Transaction, writes: list[tuple[Entry, dict[str, Any]]]) -> None:
+def _put_all(txn: Transaction, writes: list[tuple[Entry, VM]]) -> None:
     for entry, vm in writes:
         txn.seen(entry)
         txn.put(entry.key, vm)
 
 
-def _needs_host(vm: dict[str, Any]) -> bool:
+def _logged(vm: VM, message: str) -> VM:
+    return model.add_log(vm, message)
+
+
+def _needs_host(vm: VM) -> bool:
     """Waiting for a host: new VMs, and VMs moved off a host (killed with it, or migrating),
     even if deleted meanwhile: the new host's agent removes their disks."""
     if vm["host"] is not None:
@@ -290,17 +306,17 @@ def _needs_host(vm: dict[str, Any]) -> bool:
 
 
 def demand_of(entry: Entry) -> Demand:
-    vm = entry.value
+    vm: VM = entry.value
     if vm["desired"] == model.DELETED:
         # Only its disks are left to remove: any live host will do, however full (a VM that
         # could not be placed elsewhere must still be deletable).
         return Demand(entry.key, 0, 0, 0)
-    migrate = vm.get("migrate") or {}
+    migrate = vm.get("migrate")
     return Demand(
         entry.key,
         vm["specs"]["cpu"],
         vm["specs"]["ram"],
         model.vm_disk_bytes(vm),
-        avoid=migrate.get("from"),
-        only=migrate.get("to"),
+        avoid=migrate.get("from") if migrate else None,
+        only=migrate.get("to") if migrate else None,
     )

@@ -15,14 +15,16 @@ import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from prometheus_client import Counter, Gauge
 
 from common import fence, model, netnames
+from common.config import Config
 from common.errors import Conflict, NotFound, UcloudError
 from common.imagestore import DiskError, ImageStore
 from common.poll import poll
+from common.records import VM
 from common.runner import Retries, Runner, TerminalError
 from common.store import Store, Transaction, keys, lease_is
 from common.store.client import Entry
@@ -40,8 +42,17 @@ CRASH_LIMIT = 3  # unexpected exits within CRASH_WINDOW seconds before giving up
 CRASH_WINDOW = 120.0
 
 
+class Observed(TypedDict, total=False):
+    """Fields of a VM record the agent writes besides `status` and `log` (_record)."""
+
+    desired: str  # model.STOPPED only: the guest powered itself off
+    console: dict[str, str]
+    rebooted: str | None
+    retries_seen: int
+
+
 class VMAgent:
-    def __init__(self, store: Store, config: Any, driver: Hypervisor, disks: ImageStore) -> None:
+    def __init__(self, store: Store, config: Config, driver: Hypervisor, disks: ImageStore) -> None:
         self.store = store
         self.config = config
         self.hostname: str = config.hostname
@@ -143,7 +154,7 @@ class VMAgent:
                 self._busy.discard(uuid)
             self.wake.set()
 
-    def _forget_leftovers(self, assigned: dict[str, Entry], states: dict[str, Any]) -> None:
+    def _forget_leftovers(self, assigned: dict[str, Entry], states: dict[str, PowerState]) -> None:
         """Run dirs of VMs that are neither assigned here nor running here."""
         root = Path(self.config.run_dir) / "vm"
         if not root.is_dir():
@@ -167,7 +178,7 @@ class VMAgent:
             self.driver.forget(uuid)
             return
         assert entry is not None
-        vm = entry.value
+        vm: VM = entry.value
         if action is Action.START:
             self._start(uuid, vm, step)
         elif action is Action.POWER_OFF:
@@ -189,10 +200,12 @@ class VMAgent:
         elif action is Action.SYNC_NICS:
             self._sync_nics(uuid, vm)
         elif action is Action.REPORT:
-            extra = {"retries_seen": vm.get("retries", 0)} if step.status == model.ERROR else {}
+            extra: Observed = (
+                {"retries_seen": vm.get("retries", 0)} if step.status == model.ERROR else {}
+            )
             self._record(uuid, step, **extra)
 
-    def _start(self, uuid: str, vm: dict[str, Any], step: Step) -> None:
+    def _start(self, uuid: str, vm: VM, step: Step) -> None:
         with self._lock:
             after_fencing = uuid in self._fenced
             self._fenced.discard(uuid)
@@ -236,7 +249,9 @@ class VMAgent:
         self._record(uuid, step, console=self.driver.console(uuid))
 
     @staticmethod
-    def _nics(vm: dict[str, Any]) -> list[dict[str, Any]]:
+    def _nics(vm: VM) -> list[dict[str, Any]]:
+        """The NICs as the hypervisor takes them: {"mac", "slot", "tap"} (slot an int, though
+        ucloud_vm/driver.py still says dict[str, str])."""
         return [
             {"mac": nic["mac"], "slot": nic["slot"], "tap": netnames.tap(nic["mac"])}
             for nic in vm.get("networks", [])
@@ -254,7 +269,7 @@ class VMAgent:
 
         return poll(lambda: all(ready(nic["tap"]) for nic in nics), timeout, stop=self.stop)
 
-    def _sync_nics(self, uuid: str, vm: dict[str, Any]) -> None:
+    def _sync_nics(self, uuid: str, vm: VM) -> None:
         """Hot-plug the NICs the record has and the VM lacks; unplug the others."""
         have = self.driver.nics(uuid)
         if have is None:
@@ -298,10 +313,11 @@ class VMAgent:
         """Migration source: stop the VM, then give it up (host None) for the scheduler to place."""
         self.driver.power_off(uuid, self.config.vm_stop_timeout)
 
-        def release(vm: dict[str, Any]) -> dict[str, Any] | None:
+        def release(vm: VM) -> VM | None:
             if vm.get("host") != self.hostname or not vm.get("migrate"):
                 return None
-            vm.update(host=None, status=model.MIGRATING)
+            vm["host"] = None
+            vm["status"] = model.MIGRATING
             return model.add_log(vm, f"{step.message} on {self.hostname}")
 
         self.store.update(keys.vm(uuid), release)
@@ -321,10 +337,10 @@ class VMAgent:
         if self.store.transact(release).value:
             log.info("VM %s deleted", uuid)
 
-    def _record(self, uuid: str, step: Step, **fields: Any) -> None:
+    def _record(self, uuid: str, step: Step, **fields: Unpack[Observed]) -> None:
         """Write the observed outcome, unless the VM moved away or nothing changed."""
 
-        def mutate(vm: dict[str, Any]) -> dict[str, Any] | None:
+        def mutate(vm: VM) -> VM | None:
             if vm.get("host") != self.hostname:
                 return None
             before = dict(vm)
@@ -338,7 +354,7 @@ class VMAgent:
             )
             if vm == before and not log_it:
                 return None
-            if log_it:
+            if line is not None and log_it:
                 model.add_log(vm, line)
             return vm
 

@@ -3,9 +3,9 @@ No I/O here (agent.py acts); table-tested in tests/test_vm_reconcile.py."""
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
 
 from common import model
+from common.records import VM
 from ucloud_vm.driver import PowerState
 
 
@@ -35,7 +35,7 @@ NOTHING = Step(Action.NOTHING)
 
 
 def plan(
-    vm: dict[str, Any] | None,
+    vm: VM | None,
     state: PowerState,
     may_restart: bool = True,
     nics: set[str] | None = None,

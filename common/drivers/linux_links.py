@@ -6,10 +6,10 @@ import socket
 import struct
 import threading
 from pathlib import Path
-from typing import Any
 
 from pyroute2 import IPRoute
 
+from common.config import Config
 from common.tenantlinks import TenantLinks
 
 IFA_F_NODAD = 0x02
@@ -29,7 +29,7 @@ class LinuxTenantLinks(TenantLinks):
         self._lock = threading.Lock()  # one netlink socket; ucloud-meta asks from many threads
 
     @classmethod
-    def from_config(cls, config: Any) -> "LinuxTenantLinks":
+    def from_config(cls, config: Config) -> "LinuxTenantLinks":
         return cls()
 
     def ensure_address(self, link: str, address: str) -> int | None:

@@ -10,8 +10,9 @@ header (a header is data a guest or an uploader controls).
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import Self
 
+from common.config import Config
 from common.errors import UcloudError
 from common.images import ImageInfo
 from common.registry import Registry
@@ -49,7 +50,7 @@ class Disk:
 class ImageStore(ABC):
     @classmethod
     @abstractmethod
-    def from_config(cls, config: Any) -> Self:
+    def from_config(cls, config: Config) -> Self:
         """The store the config describes (how IMAGE_STORES builds it)."""
 
     @abstractmethod

@@ -15,8 +15,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
+from common.config import Config
 from common.errors import InvalidInput, NotFound
 from common.images import ImageInfo, inspect_qcow2
 from common.imagestore import Disk, DiskError, FileSource, ImageStore
@@ -54,7 +55,7 @@ class FilesystemStore(ImageStore):
         self.root = Path(image_dir)
 
     @classmethod
-    def from_config(cls, config: Any) -> Self:
+    def from_config(cls, config: Config) -> Self:
         return cls(config.image_dir)
 
     def _image(self, image_uuid: str) -> Path:

@@ -19,6 +19,7 @@ import grpc
 import orjson
 from pyetcd.etcdrpc import rpc_pb2, rpc_pb2_grpc
 
+from common.config import Config
 from common.errors import Conflict, UcloudError, Unavailable
 from common.store.transaction import Transaction
 from common.store.txn import Compare, Op, Put, absent, encode, prefix_end
@@ -136,7 +137,7 @@ class Store:
         self.retry_deadline = retry_deadline
 
     @classmethod
-    def from_config(cls, config: Any) -> "Store":
+    def from_config(cls, config: Config) -> "Store":
         return cls(config.etcd_endpoints, config.etcd_timeout, config.etcd_retry_deadline)
 
     def close(self) -> None:

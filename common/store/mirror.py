@@ -87,9 +87,9 @@ class Mirror:
                 if key not in fresh:
                     self.on_event(Event(key, listing.revision, None, old))
             for key, entry in fresh.items():
-                old = self.entries.get(key)
-                if old is None or old.mod_revision != entry.mod_revision:
-                    self.on_event(Event(key, entry.mod_revision, entry, old))
+                before = self.entries.get(key)
+                if before is None or before.mod_revision != entry.mod_revision:
+                    self.on_event(Event(key, entry.mod_revision, entry, before))
         self.entries = fresh
         self.revision = listing.revision
         self.synced.set()

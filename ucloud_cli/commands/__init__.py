@@ -34,7 +34,9 @@ pass_session = click.make_pass_decorator(Session)
 
 def _set_json(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
     if value:
-        ctx.find_object(Session).json = True
+        session = ctx.find_object(Session)
+        assert session is not None, "the root group makes the Session"
+        session.json = True
 
 
 def pass_session_json(function: Callable[..., Any]) -> Callable[..., Any]:

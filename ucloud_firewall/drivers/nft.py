@@ -19,8 +19,8 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
+from common.config import Config
 from ucloud_firewall.driver import Drops, Firewall
 from ucloud_firewall.drivers import tool
 from ucloud_firewall.policy import HostPolicy, Port
@@ -257,7 +257,7 @@ class NftFirewall(Firewall):
         return tool.run(*self.command, *args, stdin=script)
 
     @classmethod
-    def from_config(cls, config: Any) -> "NftFirewall":
+    def from_config(cls, config: Config) -> "NftFirewall":
         return cls()
 
     def apply(self, policy: HostPolicy) -> bool:

@@ -8,8 +8,7 @@ a neighbour advertisement (nft's `foreign_na` class has no pf equivalent); docs/
 says so. render() is pure and golden-tested; no BSD machine runs it in CI.
 """
 
-from typing import Any
-
+from common.config import Config
 from ucloud_firewall.driver import Drops, Firewall
 from ucloud_firewall.drivers import tool
 from ucloud_firewall.drivers.nft import DHCPV6_SERVER_PORT, METADATA_ADDRESS, VXLAN_PORT
@@ -81,7 +80,7 @@ class PfFirewall(Firewall):
         self._applied: str | None = None
 
     @classmethod
-    def from_config(cls, config: Any) -> "PfFirewall":
+    def from_config(cls, config: Config) -> "PfFirewall":
         return cls()
 
     def apply(self, policy: HostPolicy) -> bool:

@@ -3,14 +3,14 @@ reports (config overrides, which path) is capacity.py's."""
 
 import os
 from pathlib import Path
-from typing import Any
 
+from common.config import Config
 from ucloud_host.driver import HostFacts, Space
 
 
 class LinuxHostFacts(HostFacts):
     @classmethod
-    def from_config(cls, config: Any) -> "LinuxHostFacts":
+    def from_config(cls, config: Config) -> "LinuxHostFacts":
         return cls()
 
     def cpus(self) -> int:

@@ -9,12 +9,12 @@ import ipaddress
 import logging
 import re
 from pathlib import Path
-from typing import Any
 
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from common import netnames
+from common.config import Config
 from ucloud_net.driver import NetworkDriver
 from ucloud_net.plan import Links
 
@@ -36,12 +36,19 @@ class LinuxNetwork(NetworkDriver):
         )
 
     @classmethod
-    def from_config(cls, config: Any) -> "LinuxNetwork":
+    def from_config(cls, config: Config) -> "LinuxNetwork":
         return cls(config.underlay_address, config.underlay_interface)
 
     def _index(self, name: str) -> int | None:
         found = self.ipr.link_lookup(ifname=name)
         return found[0] if found else None
+
+    def _added(self, name: str) -> int:
+        """The index of a link just added (netlink confirmed the add: it exists)."""
+        index = self._index(name)
+        if index is None:
+            raise LookupError(f"link {name} is gone right after it was added")
+        return index
 
     def _holder(self, address: str) -> int:
         for entry in self.ipr.get_addr(family=10):
@@ -95,7 +102,7 @@ class LinuxNetwork(NetworkDriver):
                 address=netnames.gateway_mac(vni),
                 mtu=mtu,
             )
-            bridge = self._index(netnames.bridge(vni))
+            bridge = self._added(netnames.bridge(vni))
         self._up_without_address(bridge, netnames.bridge(vni))
         vxlan = self._index(netnames.vxlan(vni))
         if vxlan is None:
@@ -110,7 +117,7 @@ class LinuxNetwork(NetworkDriver):
                 vxlan_link=self.underlay,
                 mtu=mtu,
             )
-            vxlan = self._index(netnames.vxlan(vni))
+            vxlan = self._added(netnames.vxlan(vni))
         self.ipr.link("set", index=vxlan, master=bridge)
         self._up_without_address(vxlan, netnames.vxlan(vni))
 
@@ -122,7 +129,7 @@ class LinuxNetwork(NetworkDriver):
         index = self._index(name)
         if index is None:
             self.ipr.link("add", ifname=name, kind="tuntap", mode="tap")
-            index = self._index(name)
+            index = self._added(name)
         self.ipr.link("set", index=index, master=self._index(netnames.bridge(vni)), mtu=mtu)
         self._up_without_address(index, name)
 
