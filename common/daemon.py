@@ -3,7 +3,7 @@
 import signal
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from common import config as configuration
 from common import log as logsetup
@@ -27,3 +27,22 @@ def stop_on_signals(stop: threading.Event, also: Callable[[], None] | None = Non
 
     signal.signal(signal.SIGTERM, handler)
     signal.signal(signal.SIGINT, handler)
+
+
+class Agent(Protocol):
+    stop: threading.Event
+
+    def run(self) -> None: ...
+
+
+class Closable(Protocol):
+    def close(self) -> None: ...
+
+
+def serve(agent: Agent, *used: Closable, wake: threading.Event | None = None) -> None:
+    """Run the agent until SIGTERM or SIGINT (which set its `stop`, and `wake` so its loop
+    notices at once), then close what it used (the store, drivers)."""
+    stop_on_signals(agent.stop, wake.set if wake is not None else None)
+    agent.run()
+    for resource in used:
+        resource.close()

@@ -155,17 +155,14 @@ def frame(source_mac: str, target: str, packet: bytes) -> bytes:
     return packets.ethernet(source_mac, MACS[target], packets.ETH_IPV6, packet)
 
 
+def hello(sender: str, marker: bytes) -> bytes:
+    """A well-formed UDP datagram from the sender's own MAC and address to the victim a."""
+    return frame(MACS[sender], "a", packets.udp(ll(sender), ll("a"), 4000, 4001, marker))
+
+
 def test_legitimate_traffic_passes(fw: Firewalled) -> None:
     marker = b"legit-a-to-r"
-    assert (
-        fw.delivered(
-            "r",
-            "a",
-            frame(MACS["r"], "a", packets.udp(ll("r"), ll("a"), 4000, 4001, marker)),
-            marker,
-        )
-        == 3
-    )
+    assert fw.delivered("r", "a", hello("r", marker), marker) == 3
 
 
 SPOOFS = {
@@ -203,20 +200,18 @@ def test_drops_are_in_the_metrics(fw: Firewalled) -> None:
     assert lines[f"ucloud_firewall_port_dropped_packets_total{{{labels}}}"] >= 3
 
 
+def to_all_nodes(kind: int, body: bytes, hop_by_hop: bool = False) -> bytes:
+    """An ICMPv6 message from the rogue to every node on the link."""
+    message = packets.icmpv6(ll("r"), "ff02::1", kind, body, hop_by_hop)
+    return packets.ethernet(MACS["r"], packets.ALL_NODES_MAC, packets.ETH_IPV6, message)
+
+
 @pytest.mark.parametrize("hop_by_hop", [False, True])
 def test_router_advertisements_reach_no_one(fw: Firewalled, hop_by_hop: bool) -> None:
-    advert = packets.icmpv6(ll("r"), "ff02::1", 134, packets.router_advert(MACS["r"]), hop_by_hop)
+    advert = to_all_nodes(134, packets.router_advert(MACS["r"]), hop_by_hop)
     marker = bytes.fromhex("20010db80bad0000")  # the advertised prefix
     before = fw.dropped("router_advert")
-    assert (
-        fw.delivered(
-            "r",
-            "a",
-            packets.ethernet(MACS["r"], packets.ALL_NODES_MAC, packets.ETH_IPV6, advert),
-            marker,
-        )
-        == 0
-    )
+    assert fw.delivered("r", "a", advert, marker) == 0
     assert fw.dropped("router_advert") >= before + 3
     routes = run("ip", "-n", fw.net.host, "-6", "route", "show")
     assert "2001:db8:bad" not in routes and "default" not in routes
@@ -224,28 +219,13 @@ def test_router_advertisements_reach_no_one(fw: Firewalled, hop_by_hop: bool) ->
 
 
 def test_neighbour_advert_for_another_vm_is_dropped(fw: Firewalled) -> None:
-    body = packets.neighbour_advert(ll("a"), MACS["r"])
-    advert = packets.icmpv6(ll("r"), "ff02::1", 136, body)
+    foreign = packets.neighbour_advert(ll("a"), MACS["r"])
     before = fw.dropped("foreign_na")
-    assert (
-        fw.delivered(
-            "r",
-            "a",
-            packets.ethernet(MACS["r"], packets.ALL_NODES_MAC, packets.ETH_IPV6, advert),
-            body,
-        )
-        == 0
-    )
+    assert fw.delivered("r", "a", to_all_nodes(136, foreign), foreign) == 0
     assert fw.dropped("foreign_na") >= before + 3
     # Its own address it may advertise.
     own = packets.neighbour_advert(ll("r"), MACS["r"])
-    frame_own = packets.ethernet(
-        MACS["r"],
-        packets.ALL_NODES_MAC,
-        packets.ETH_IPV6,
-        packets.icmpv6(ll("r"), "ff02::1", 136, own),
-    )
-    assert fw.delivered("r", "a", frame_own, own) == 3
+    assert fw.delivered("r", "a", to_all_nodes(136, own), own) == 3
 
 
 def inject_vxlan(fw: Firewalled, marker: bytes) -> int:
@@ -344,15 +324,7 @@ def test_unknown_and_deleted_ports_pass_nothing(fw: Firewalled) -> None:
     MACS["u"] = "02:00:00:00:00:0e"
     marker = b"from-a-stranger"
     before = fw.dropped("unknown_port")
-    assert (
-        fw.delivered(
-            "u",
-            "a",
-            frame(MACS["u"], "a", packets.udp(ll("u"), ll("a"), 4000, 4001, marker)),
-            marker,
-        )
-        == 0
-    )
+    assert fw.delivered("u", "a", hello("u", marker), marker) == 0
     assert fw.dropped("unknown_port") >= before + 3
     # The rogue's VM is deleted: its tap (still there) passes nothing from then on.
     fw.rig.store.delete(keys.vm(record("r")["uuid"]))
@@ -361,12 +333,4 @@ def test_unknown_and_deleted_ports_pass_nothing(fw: Firewalled) -> None:
         lambda: not (netnames.firewall_marks(str(run_dir)) / netnames.tap(MACS["r"])).exists()
     )
     marker = b"from-a-deleted-vm"
-    assert (
-        fw.delivered(
-            "r",
-            "a",
-            frame(MACS["r"], "a", packets.udp(ll("r"), ll("a"), 4000, 4001, marker)),
-            marker,
-        )
-        == 0
-    )
+    assert fw.delivered("r", "a", hello("r", marker), marker) == 0

@@ -31,9 +31,7 @@ def main(config_path: str | None, **flags: Any) -> None:
     driver = FIREWALLS.load(config.firewall, config)
     store = Store.from_config(config)
     agent = FirewallAgent(store, config, driver)
-    daemon.stop_on_signals(agent.stop, agent.wake.set)
-    agent.run()
-    store.close()
+    daemon.serve(agent, store, wake=agent.wake)
 
 
 if __name__ == "__main__":

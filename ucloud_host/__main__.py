@@ -33,9 +33,7 @@ def main(config_path: str | None, **flags: Any) -> None:
     facts = drivers.HOST_FACTS.load(config.host_facts, config)
     store = Store.from_config(config)
     agent = HostAgent(store, config, facts)
-    daemon.stop_on_signals(agent.stop)
-    agent.run()
-    store.close()
+    daemon.serve(agent, store)
 
 
 if __name__ == "__main__":

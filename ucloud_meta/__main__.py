@@ -21,10 +21,7 @@ def main(config_path: str | None, **flags: Any) -> None:
     links = TENANT_LINKS.load(config.network_driver, config)
     store = Store.from_config(config)
     agent = MetaAgent(store, config, links)
-    daemon.stop_on_signals(agent.stop, agent.wake.set)
-    agent.run()
-    store.close()
-    links.close()
+    daemon.serve(agent, store, links, wake=agent.wake)
 
 
 if __name__ == "__main__":

@@ -29,10 +29,7 @@ def main(config_path: str | None, **flags: Any) -> None:
     driver = drivers.NETWORKS.load(config.network_driver, config)
     store = Store.from_config(config)
     agent = NetAgent(store, config.hostname, driver)
-    daemon.stop_on_signals(agent.stop, agent.wake.set)
-    agent.run()
-    store.close()
-    driver.close()
+    daemon.serve(agent, store, driver, wake=agent.wake)
 
 
 if __name__ == "__main__":

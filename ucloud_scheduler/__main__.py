@@ -37,9 +37,7 @@ def main(config_path: str | None, **flags: Any) -> None:
         config.scheduler_lease_ttl,
         config.shared_storage,
     )
-    daemon.stop_on_signals(scheduler.stop)
-    scheduler.run()
-    store.close()
+    daemon.serve(scheduler, store)
 
 
 if __name__ == "__main__":

@@ -34,9 +34,7 @@ def main(config_path: str | None, **flags: Any) -> None:
     disks = IMAGE_STORES.load(config.image_store, config)
     store = Store.from_config(config)
     agent = VMAgent(store, config, driver, disks)
-    daemon.stop_on_signals(agent.stop, agent.wake.set)
-    agent.run()
-    store.close()
+    daemon.serve(agent, store, wake=agent.wake)
 
 
 if __name__ == "__main__":
