@@ -28,8 +28,6 @@ from ucloud_aio.guestnet import AgentRig, GuestNet, agent_rig, guest_vm, run
 from ucloud_firewall import policy
 from ucloud_firewall.drivers.nft import NftFirewall
 
-ROUNDS = 5
-
 
 def mac(index: int) -> str:
     return "02:fb:" + ":".join(f"{(index >> shift) & 0xFF:02x}" for shift in (24, 16, 8, 0))
@@ -95,9 +93,9 @@ def attach_latency(state: Path, runs: int) -> list[float]:
     return samples
 
 
-def throughput(state: Path) -> list[list[str]]:
+def throughput(state: Path, rounds: int) -> list[list[str]]:
     """iperf3 from guest a to guest g (guarded: tcp 5201 allowed), with the rules and with the
-    tables removed, alternating (a busy machine drifts): the median of ROUNDS runs of 3 s."""
+    tables removed, alternating (a busy machine drifts): the median of `rounds` runs of 3 s."""
     run_dir = state / "run"
     a = guest_vm("00000000-0000-4000-8000-00000000000a", "a", "u", mac(1))
     g = guest_vm("00000000-0000-4000-8000-00000000000b", "g", "u", mac(2))
@@ -114,7 +112,7 @@ def throughput(state: Path) -> list[list[str]]:
         )
         time.sleep(0.5)
         try:
-            for _ in range(ROUNDS):
+            for _ in range(rounds):
                 for rules in (True, False):
                     if rules:
                         rig.start()  # ready once the rules are in force again
@@ -145,6 +143,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ports", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=5, help="iperf3 runs with and without")
     args = parser.parse_args()
     print(f"machine: {machine()}")
     print_table(["measure", "ms"], many_ports(args.ports))
@@ -154,10 +153,10 @@ def main() -> None:
         samples = attach_latency(state / "attach", args.runs)
         print_table(LATENCY_HEADER, [latency_row("NIC attached -> rules in force", samples)])
         print()
-        rows = throughput(state / "iperf")
+        rows = throughput(state / "iperf", args.rounds)
         with_rules, without = (float(row[1]) for row in rows)
         rows.append(["loss", f"{(1 - with_rules / without) * 100:.1f} %"])
-        print_table([f"TCP a -> guarded g (iperf3, median of {ROUNDS})", "Gbit/s"], rows)
+        print_table([f"TCP a -> guarded g (iperf3, median of {args.rounds})", "Gbit/s"], rows)
     finally:
         shutil.rmtree(state, ignore_errors=True)
 
