@@ -26,3 +26,20 @@ def test_hostile_paths_are_404(path: str) -> None:
 def test_key_by_index() -> None:
     found = answer("/latest/meta-data/public-keys/0/openssh-key", VM, DATA)
     assert (found.status, found.body) == (200, b"ssh-ed25519 AAAA k\n")
+
+
+@pytest.mark.parametrize("version", ["2009-04-04", "2016-09-02", "2018-09-24", "2021-03-23"])
+def test_ec2_dated_versions_cloud_init_asks_for(version: str) -> None:
+    found = answer(f"/{version}/meta-data/instance-id", VM, DATA)
+    assert (found.status, found.body) == (200, VM["uuid"].encode())
+    keys = answer(f"/{version}/meta-data/public-keys/0/openssh-key", VM, DATA)
+    assert keys.body == b"ssh-ed25519 AAAA k\n"
+    assert version in answer("/", VM, DATA).body.decode().split()
+
+
+def test_openstack_versions_are_listed_and_served() -> None:
+    listed = answer("/openstack", VM, DATA).body.decode().split()
+    assert "2018-08-27" in listed and listed[-1] == "latest"
+    dated = answer("/openstack/2018-08-27/meta_data.json", VM, DATA)
+    assert dated == answer("/openstack/latest/meta_data.json", VM, DATA)
+    assert answer("/1999-01-01/meta-data/instance-id", VM, DATA).status == 404

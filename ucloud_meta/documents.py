@@ -16,6 +16,22 @@ from common.records import VM, VMData, VMDataKey
 
 TEXT, JSON, BINARY = "text/plain; charset=utf-8", "application/json", "application/octet-stream"
 
+# cloud-init asks for dated API versions before (or instead of) "latest": its EC2 datasource
+# probes `<version>/meta-data/instance-id` for 2021-03-23, 2018-09-24, 2016-09-02 and 2009-04-04
+# (22.x and later), its OpenStack reader picks the newest version `/openstack` lists that it
+# knows. Every version is served the same documents.
+EC2_VERSIONS = ("1.0", "2009-04-04", "2016-09-02", "2018-09-24", "2021-03-23")
+OPENSTACK_VERSIONS = (
+    "2012-08-10",
+    "2013-04-04",
+    "2013-10-17",
+    "2015-10-15",
+    "2016-06-30",
+    "2016-10-06",
+    "2017-02-22",
+    "2018-08-27",
+)
+
 
 @dataclass(frozen=True)
 class Answer:
@@ -41,11 +57,11 @@ def answer(path: str, vm: VM, data: VMData) -> Answer:
         "hostname": hostname,
         "local-hostname": hostname,
     }
-    path = "/" + path.strip("/")
+    path = _latest("/" + path.strip("/"))
     if path == "/ssh-keys":
         return _text([key["key"] for key in keys])
     if path == "/":
-        return _text(["latest", "openstack", "ssh-keys"])
+        return _text([*EC2_VERSIONS, "latest", "openstack", "ssh-keys"])
     if path == "/latest":
         return _text(["meta-data/", "user-data"] if user_data is not None else ["meta-data/"])
     if path == "/latest/meta-data":
@@ -55,7 +71,7 @@ def answer(path: str, vm: VM, data: VMData) -> Answer:
     if path in ("/latest/user-data", "/openstack/latest/user_data"):
         return NOT_FOUND if user_data is None else Answer(200, BINARY, user_data.encode())
     if path == "/openstack":
-        return _text(["latest"])
+        return _text([*OPENSTACK_VERSIONS, "latest"])
     if path == "/openstack/latest":
         return _text(["meta_data.json", *(["user_data"] if user_data is not None else [])])
     if path == "/openstack/latest/meta_data.json":
@@ -70,6 +86,16 @@ def answer(path: str, vm: VM, data: VMData) -> Answer:
         }
         return Answer(200, JSON, orjson.dumps(document))
     return NOT_FOUND
+
+
+def _latest(path: str) -> str:
+    """A dated version's path as the same path under "latest"."""
+    parts = path.split("/", 3)  # "", version or "openstack", rest...
+    if len(parts) > 1 and parts[1] in EC2_VERSIONS:
+        return "/".join(["", "latest", *parts[2:]])
+    if len(parts) > 2 and parts[1] == "openstack" and parts[2] in OPENSTACK_VERSIONS:
+        return "/".join(["", "openstack", "latest", *parts[3:]])
+    return path
 
 
 def _ec2_meta(rest: str, meta: dict[str, str], keys: list[VMDataKey]) -> Answer:
