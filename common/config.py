@@ -252,6 +252,13 @@ OPTIONS: dict[str, Option] = {
             "qemu accelerator; auto probes whether KVM really runs a guest, else TCG",
         ),
         Option(
+            "config_drive",
+            "true",
+            _bool,
+            "attach a config drive (ISO 9660, label config-2: keys, user data, network data) to"
+            " every VM, for cloud-init images that cannot reach the metadata service",
+        ),
+        Option(
             "vm_stop_timeout",
             "30",
             float,
@@ -331,6 +338,7 @@ class Config(dict[str, Any]):
     run_dir: str
     hypervisor: str
     accel: str
+    config_drive: bool
     vm_stop_timeout: float
     image_store: str
     image_dir: str

@@ -2,7 +2,7 @@
 
 from common.imagestore import Disk, FileSource
 from ucloud_vm.driver import VMSpec
-from ucloud_vm.drivers.qemu.argv import build
+from ucloud_vm.drivers.qemu.argv import blockdev, build
 
 UUID = "0b0e6a2c-5c4e-4a0e-9a57-1d2a3b4c5d6e"
 IMAGE = Disk("disk0-base", FileSource("/i/image.qcow2"), read_only=True)
@@ -104,3 +104,11 @@ def test_paths_are_json_strings() -> None:
 def test_memory_in_mebibytes() -> None:
     argv = build(spec(ram=2_000_000_000), "tcg")
     assert argv[argv.index("-m") + 1] == "1907M"
+
+
+def test_a_raw_read_only_drive_has_no_backing_option() -> None:
+    """raw has no backing chain: qemu refuses a `backing` key on it (the config drive)."""
+    drive = Disk("config", FileSource("/run/ucloud/vm/x/config-drive.iso"), "raw", read_only=True)
+    options = blockdev(drive)
+    assert "backing" not in options and options["read-only"] is True
+    assert options["driver"] == "raw"

@@ -58,10 +58,16 @@ def test_boot_console_reboot_stop_start_delete(cloud: AllInOne, client: Client) 
     assert console["vnc"] == str(run_dir(cloud, uuid) / "vnc.sock")
     log = run_dir(cloud, uuid) / "serial.log"
     wait_for_marker(str(log), READY_MARKER, BOOT_TIMEOUT)
-    # a root shell on the serial console; both disks are there
+    # a root shell on the serial console; both disks are there, and the config drive (an
+    # ISO 9660 image: "CD001" at byte 32769)
     with SerialShell(console["serial"]) as shell:
         status, output = shell.run("echo hello-$((40+2)); ls /sys/block")
-        assert status == 0 and "hello-42" in output and "vdb" in output
+        assert status == 0 and "hello-42" in output and "vdb" in output and "vdc" in output
+        status, output = shell.run("dd if=/dev/vdc bs=1 skip=32769 count=5 2>/dev/null")
+        assert "CD001" in output
+    drive = run_dir(cloud, uuid) / "config-drive.iso"
+    label = subprocess.run(["blkid", "-o", "value", "-s", "LABEL", str(drive)], capture_output=True)
+    assert label.stdout.strip() == b"config-2"
     [pid] = qemu_pids(uuid)
     # reboot: the same process boots the guest again
     client.call("POST", f"/v1/vm/{uuid}/reboot", expect=202)

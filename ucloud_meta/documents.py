@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import orjson
 
+from common import metadata
 from common.records import VM, VMData, VMDataKey
 
 TEXT, JSON, BINARY = "text/plain; charset=utf-8", "application/json", "application/octet-stream"
@@ -75,16 +76,7 @@ def answer(path: str, vm: VM, data: VMData) -> Answer:
     if path == "/openstack/latest":
         return _text(["meta_data.json", *(["user_data"] if user_data is not None else [])])
     if path == "/openstack/latest/meta_data.json":
-        document = {
-            "uuid": vm["uuid"],
-            "name": hostname,
-            "hostname": hostname,
-            "launch_index": 0,
-            "availability_zone": "ucloud",
-            "public_keys": {key["name"]: key["key"] for key in keys},
-            "keys": [{"name": key["name"], "type": "ssh", "data": key["key"]} for key in keys],
-        }
-        return Answer(200, JSON, orjson.dumps(document))
+        return Answer(200, JSON, orjson.dumps(metadata.openstack_meta_data(vm, data)))
     return NOT_FOUND
 
 

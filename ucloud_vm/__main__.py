@@ -23,6 +23,7 @@ from ucloud_vm.agent import VMAgent
     "hypervisor",
     "accel",
     "vm_stop_timeout",
+    "config_drive",
     "fence_margin",
     "log_level",
     "metrics_port",

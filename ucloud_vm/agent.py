@@ -22,13 +22,14 @@ from prometheus_client import Counter, Gauge
 from common import fence, model, netnames
 from common.config import Config
 from common.errors import Conflict, NotFound, UcloudError
-from common.imagestore import DiskError, ImageStore
+from common.imagestore import Disk, DiskError, FileSource, ImageStore
 from common.poll import poll
-from common.records import VM
+from common.records import VM, VMData
 from common.runner import Retries, Runner, TerminalError
 from common.store import Store, Transaction, keys, lease_is
 from common.store.client import Entry
 from common.store.mirror import Mirror
+from ucloud_vm import configdrive
 from ucloud_vm.driver import Hypervisor, HypervisorError, PowerState, VMSpec
 from ucloud_vm.fencing import Fencer
 from ucloud_vm.reconcile import Action, Step, plan
@@ -227,6 +228,8 @@ class VMAgent:
             disks = self.disks.prepare_vm_disks(
                 uuid, vm["image"], specs["os_ssd"], specs.get("hdd") or []
             )
+            if self.config.config_drive:
+                disks = [*disks, self._config_drive(uuid, vm)]
             # Making disks can take long: if the lease the claim was made under lapsed
             # meanwhile, the VM may be starting elsewhere already. Checked right before qemu.
             if self.fencer.current_lease() != lease:
@@ -247,6 +250,15 @@ class VMAgent:
         except (NotFound, DiskError, HypervisorError) as error:
             raise TerminalError(f"cannot start: {error}") from None
         self._record(uuid, step, console=self.driver.console(uuid))
+
+    def _config_drive(self, uuid: str, vm: VM) -> Disk:
+        """The VM's config drive (ucloud_vm/configdrive.py), made anew at every start."""
+        entry = self.store.get(keys.vm_data(uuid))
+        data: VMData = entry.value if entry else {"ssh_keys": [], "user_data": None}
+        run = Path(self.config.run_dir) / "vm" / uuid
+        run.mkdir(parents=True, exist_ok=True)
+        path = configdrive.build(run, vm, data)
+        return Disk("config", FileSource(str(path)), format="raw", read_only=True)
 
     @staticmethod
     def _nics(vm: VM) -> list[dict[str, Any]]:

@@ -124,18 +124,23 @@ def build(spec: VMSpec, accel: str) -> list[str]:
     return argv
 
 
+BACKED_FORMATS = ("qcow2",)  # formats with a backing chain (raw has none: no `backing` key)
+
+
 def blockdev(disk: Disk) -> dict[str, Any]:
     """The -blockdev options of one block node (also QMP blockdev-add's arguments). `backing`
     is always set, to the backing node's name or null: qemu never opens a file because an
     image header names it. JSON, because key=value syntax has no null."""
-    return {
+    options: dict[str, Any] = {
         "driver": disk.format,
         "node-name": disk.node,
         "read-only": disk.read_only,
         "discard": "unmap",
         "file": _source(disk.source),
-        "backing": disk.backing.node if disk.backing else None,
     }
+    if disk.format in BACKED_FORMATS:
+        options["backing"] = disk.backing.node if disk.backing else None
+    return options
 
 
 def _source(source: Source) -> dict[str, Any]:
