@@ -252,6 +252,12 @@ OPTIONS: dict[str, Option] = {
             "qemu accelerator; auto probes whether KVM really runs a guest, else TCG",
         ),
         Option(
+            "serial_log_max",
+            "2MiB",
+            parse_size,
+            "a VM's serial log is rotated past this size (serial.log.1 keeps the previous part)",
+        ),
+        Option(
             "config_drive",
             "true",
             _bool,
@@ -338,6 +344,7 @@ class Config(dict[str, Any]):
     run_dir: str
     hypervisor: str
     accel: str
+    serial_log_max: int
     config_drive: bool
     vm_stop_timeout: float
     image_store: str

@@ -24,6 +24,7 @@ from ucloud_vm.agent import VMAgent
     "accel",
     "vm_stop_timeout",
     "config_drive",
+    "serial_log_max",
     "fence_margin",
     "log_level",
     "metrics_port",

@@ -16,7 +16,7 @@ from typing import Any
 from ucloud_vm.driver import Hypervisor, HypervisorError, PowerState, VMSpec
 from ucloud_vm.drivers.qemu import accel as accelerators
 from ucloud_vm.drivers.qemu import argv as qemu_argv
-from ucloud_vm.drivers.qemu import qmp
+from ucloud_vm.drivers.qemu import logcap, qmp
 
 log = logging.getLogger(__name__)
 
@@ -33,12 +33,15 @@ def _alive(pid: int) -> bool:
 
 
 class QemuDriver(Hypervisor):
-    def __init__(self, run_dir: str, accel: str = "auto") -> None:
+    def __init__(
+        self, run_dir: str, accel: str = "auto", serial_log_max: int = 2 * 1024**2
+    ) -> None:
         self.vm_root = Path(run_dir).absolute() / "vm"
         longest = self.vm_root / ("0" * 36) / "serial.sock"
         if len(str(longest)) > SOCKET_PATH_MAX:
             raise ValueError(f"run_dir {run_dir} is too long for unix sockets ({longest})")
         self.accel = accelerators.choose(accel)
+        self.serial_log_max = serial_log_max
         self._children: dict[str, subprocess.Popen] = {}
         # One QMP connection per VM, kept open (connecting costs 3x a query-status) and shared
         # by all threads; the lock keeps them from opening two (qemu would serve only one).
@@ -48,7 +51,7 @@ class QemuDriver(Hypervisor):
 
     @classmethod
     def from_config(cls, config: Any) -> "QemuDriver":
-        return cls(config.run_dir, accel=config.accel)
+        return cls(config.run_dir, accel=config.accel, serial_log_max=config.serial_log_max)
 
     def run_dir(self, uuid: str) -> Path:
         return self.vm_root / uuid
@@ -100,6 +103,7 @@ class QemuDriver(Hypervisor):
         for uuid in list(self._monitors):
             self._close_monitor(uuid)
         for uuid in self.processes():
+            logcap.cap(self.run_dir(uuid) / "serial.log", self.serial_log_max)
             try:
                 shut = self._monitor(uuid).status(timeout=2.0) == "shutdown"
                 states[uuid] = PowerState.SHUTDOWN if shut else PowerState.RUNNING
