@@ -3,6 +3,8 @@ in every documented form, unknown and spoofing callers get nothing."""
 
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +13,7 @@ import pytest
 from common import ipam
 from tests.test_ssh_keys import make_key
 from ucloud_aio.guestnet import AgentRig, guest_vm, metadata_rig, run
+from ucloud_meta.server import MAX_PER_CALLER
 
 PORT = 8775
 USER_DATA = "#cloud-config\nhostname: a\n"
@@ -89,3 +92,35 @@ def test_kill9_and_restart_serves_again(meta: AgentRig) -> None:
     assert meta.net.fetch(meta.net.guests[0], "/ssh-keys", PORT)[0] == 0  # nobody listening
     meta.start()
     assert meta.net.fetch(meta.net.guests[1], "/ssh-keys", PORT) == (200, KEYS["b"][0] + "\n")
+
+
+HOG = """
+import socket, sys, time
+port, count = int(sys.argv[1]), int(sys.argv[2])
+link = socket.if_nametoindex("eth0")
+held = [socket.create_connection(("fe80::a9fe:a9fe%eth0", port), timeout=3) for _ in range(count)]
+time.sleep(0.5)
+refused = 0
+for sock in held:
+    try:
+        sock.sendall(b"GET /ssh-keys HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")
+        refused += not sock.recv(100)
+    except OSError:
+        refused += 1
+print(refused, flush=True)
+time.sleep(2)
+"""
+
+
+def test_one_vm_cannot_take_every_connection(meta: AgentRig) -> None:
+    a, b = meta.net.guests
+    hog = subprocess.Popen(
+        ["ip", "netns", "exec", a, sys.executable, "-c", HOG, str(PORT), "12"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert hog.stdout is not None
+    refused = int(hog.stdout.readline())
+    assert refused == 12 - MAX_PER_CALLER  # a's connections past its share were closed
+    assert meta.net.fetch(b, "/ssh-keys", PORT)[0] == 200  # b is served meanwhile
+    hog.wait(timeout=10)

@@ -3,8 +3,8 @@
 Binding per bridge (instead of [::]) keeps the service off the host's underlay and other links,
 and tells each request which network it came from. The bind names the bridge by its index as
 scope id: the standard IPv6 sockets API (RFC 3493), on FreeBSD as on Linux, so no driver. VMs are
-hostile: connections are capped per bridge, idle ones time out, and request lines and headers are
-bounded by http.server.
+hostile: connections are capped per bridge and per calling address (so one VM cannot take its
+network's share), idle ones time out, and request lines and headers are bounded by http.server.
 """
 
 import logging
@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 Request = socket.socket | tuple[bytes, socket.socket]
 
 MAX_CONNECTIONS = 64  # per bridge
+MAX_PER_CALLER = 8  # per source address: one VM cannot take its whole network's share
 IDLE_TIMEOUT = 10.0  # seconds a connection may wait between requests
 
 
@@ -93,6 +94,8 @@ class BridgeServer(ThreadingHTTPServer):
         self.bridge = bridge
         self.service = service
         self._slots = threading.BoundedSemaphore(MAX_CONNECTIONS)
+        self._per_caller: dict[str, int] = {}  # source address -> open connections
+        self._lock = threading.Lock()
         self.index = socket.if_nametoindex(bridge)
         super().__init__((address, port, 0, self.index), _Handler)
         self._thread = threading.Thread(target=self.serve_forever, name=f"meta-{bridge}")
@@ -100,8 +103,15 @@ class BridgeServer(ThreadingHTTPServer):
         self._thread.start()
 
     def process_request(self, request: Request, client_address: tuple) -> None:
-        if not self._slots.acquire(blocking=False):
-            self.shutdown_request(request)  # too many open connections from this network
+        source = client_address[0]
+        with self._lock:
+            admitted = self._per_caller.get(source, 0) < MAX_PER_CALLER
+            if admitted:
+                admitted = self._slots.acquire(blocking=False)
+            if admitted:
+                self._per_caller[source] = self._per_caller.get(source, 0) + 1
+        if not admitted:
+            self.shutdown_request(request)  # too many open connections: this caller or network
             return
         super().process_request(request, client_address)
 
@@ -109,6 +119,12 @@ class BridgeServer(ThreadingHTTPServer):
         try:
             super().process_request_thread(request, client_address)
         finally:
+            with self._lock:
+                left = self._per_caller[client_address[0]] - 1
+                if left:
+                    self._per_caller[client_address[0]] = left
+                else:
+                    del self._per_caller[client_address[0]]
             self._slots.release()
 
     def bound(self) -> bool:
