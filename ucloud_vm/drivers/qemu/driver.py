@@ -42,6 +42,7 @@ class QemuDriver(Hypervisor):
             raise ValueError(f"run_dir {run_dir} is too long for unix sockets ({longest})")
         self.accel = accelerators.choose(accel)
         self.serial_log_max = serial_log_max
+        self.uid = os.getuid()  # qemu runs as the agent's user
         self._children: dict[str, subprocess.Popen] = {}
         # One QMP connection per VM, kept open (connecting costs 3x a query-status) and shared
         # by all threads; the lock keeps them from opening two (qemu would serve only one).
@@ -75,13 +76,17 @@ class QemuDriver(Hypervisor):
 
     def processes(self) -> dict[str, int]:
         """uuid -> pid of every live qemu of this host (by /proc, not by pidfiles: a qemu started
-        by an agent killed before it wrote anything is still found)."""
+        by an agent killed before it wrote anything is still found). Only processes of the uid
+        qemu runs as (the agent's): anyone can give a process a qemu-like command line, and such
+        a process must never be adopted, or killed."""
         found = {}
         prefix = str(self.vm_root) + "/"
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
                 continue
             try:
+                if entry.stat().st_uid != self.uid:
+                    continue
                 args = Path(entry.path, "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
