@@ -128,6 +128,24 @@ OPTIONS: dict[str, Option] = {
         ),
         Option("auth_window", "1", int, "30-second TOTP steps accepted either side of now (local)"),
         Option("admin_realm", "ucloud-admin", str, "callers of this realm may act on everything"),
+        Option(
+            "auth_lockout",
+            "60",
+            int,
+            "seconds an identity or address stays refused (429) after too many failed logins",
+        ),
+        Option(
+            "auth_failures_per_identity",
+            "5",
+            int,
+            "failed logins of one realm/name within auth_lockout before it is refused",
+        ),
+        Option(
+            "auth_failures_per_address",
+            "20",
+            int,
+            "failed logins from one client address within auth_lockout before it is refused",
+        ),
         Option("otp_server", "", str, "base URL of the ungleich-otp server (ungleich-otp backend)"),
         Option("otp_verify_name", "", str, "ucloud's own name at the ungleich-otp server"),
         Option("otp_verify_realm", "", str, "ucloud's own realm at the ungleich-otp server"),
@@ -307,6 +325,9 @@ class Config(dict[str, Any]):
     auth_backend: str
     auth_window: int
     admin_realm: str
+    auth_lockout: int
+    auth_failures_per_identity: int
+    auth_failures_per_address: int
     otp_server: str
     otp_verify_name: str
     otp_verify_realm: str

@@ -32,6 +32,14 @@ class Conflict(UcloudError):
     """The request clashes with the current state (already exists, in use, race lost)."""
 
 
+class TooManyAttempts(UcloudError):
+    """Too many failed logins of an identity or an address: refused for `retry_after` s."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class Unavailable(UcloudError):
     """A dependency (etcd, the OTP server) cannot be reached right now; retrying may help."""
 

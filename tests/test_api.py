@@ -5,6 +5,7 @@ import time
 import pyotp
 import pytest
 
+from common.poll import poll
 from common.store import Store, keys
 from tests.conftest import Api, make_config, serving_api, truncated_qcow2
 
@@ -351,3 +352,38 @@ def test_migration_with_nowhere_to_go_is_409(store, etcd_server, tmp_path) -> No
         assert "migrate" not in store.get(keys.vm(uuid)).value
         store.put(keys.host("h3"), {"hostname": "h3", "status": "ALIVE"})
         assert alice.post(f"/v1/vm/{uuid}/migrate", {}).status_code == 202
+
+
+def wrong(token: str) -> str:
+    return "000000" if token != "000000" else "111111"
+
+
+def test_guessing_a_token_is_stopped(api: Api) -> None:
+    """Before: every guess was checked, without limit. Now the 6th failure of an identity
+    within the window is refused with 429 without its code being looked at, even a right one;
+    other identities are not affected."""
+    alice, bob = api.user("alice"), api.user("bob")
+    client = api.app.test_client()
+    base = {"X-Ucloud-Name": "alice", "X-Ucloud-Realm": "users"}
+    for _ in range(api.config.auth_failures_per_identity):
+        guess = wrong(pyotp.TOTP(alice.seed).now())
+        assert client.get("/v1/vm", headers={**base, "X-Ucloud-Token": guess}).status_code == 401
+
+    def locked() -> bool:
+        answer = client.get("/v1/vm", headers=alice.headers())  # even the right code
+        return answer.status_code == 429
+
+    assert poll(locked, 5)  # the counter reaches this worker's copy within milliseconds
+    answer = client.get("/v1/vm", headers=alice.headers())
+    assert 0 < int(answer.headers["Retry-After"]) <= api.config.auth_lockout
+    assert "too many failed logins" in answer.json["error"]
+    assert bob.get("/v1/vm").status_code == 200
+
+
+def test_one_address_guessing_many_names_is_stopped(api: Api) -> None:
+    client = api.app.test_client()
+    for index in range(api.config.auth_failures_per_address):
+        headers = {"X-Ucloud-Name": f"u{index}", "X-Ucloud-Realm": "users", "X-Ucloud-Token": "1"}
+        assert client.get("/v1/vm", headers=headers).status_code == 401
+    carol = api.user("carol")
+    assert poll(lambda: carol.get("/v1/vm").status_code == 429, 5)

@@ -22,6 +22,7 @@ from common.config import Config
 from common.directory import LdapDirectory
 from common.errors import UcloudError
 from common.imagestore import IMAGE_STORES
+from common.lockout import Lockout
 from common.store import Store
 from ucloud_api import errors, firewall, hosts, images, networks, openapi, sshkeys, users, vms
 from ucloud_api.context import Services, authenticate_request
@@ -73,6 +74,12 @@ def create_app(
         store,
         otp or backend_from_config(config, store),
         IMAGE_STORES.load(config.image_store, config),
+        Lockout(
+            store,
+            config.auth_lockout,
+            config.auth_failures_per_identity,
+            config.auth_failures_per_address,
+        ),
         directory or LdapDirectory.from_config(config),
     )
     errors.register(app)
@@ -122,5 +129,6 @@ def close_app(app: Flask) -> None:
     """Stop the app's background work (the auth cache's watch); the store is the caller's."""
     services = app.extensions["ucloud"]
     services.otp.close()
+    services.lockout.close()
     if services.directory is not None:
         services.directory.close()

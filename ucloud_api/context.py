@@ -14,8 +14,9 @@ from flask import current_app, g, request
 from common.auth import Caller, OtpBackend, authenticate, parse_credentials
 from common.config import Config
 from common.directory import LdapDirectory
-from common.errors import Forbidden, InvalidInput
+from common.errors import Forbidden, InvalidInput, Unauthenticated
 from common.imagestore import ImageStore
+from common.lockout import Lockout
 from common.store import Store
 
 AUTH_FIELDS = ("name", "realm", "token")
@@ -29,6 +30,7 @@ class Services:
     store: Store
     otp: OtpBackend
     images: ImageStore  # in-process: the API host holds the image files it registers
+    lockout: Lockout  # failed logins, shared through etcd
     directory: LdapDirectory | None = None  # users and their ssh keys from LDAP, if configured
 
 
@@ -65,7 +67,15 @@ def authenticate_request() -> None:
         credentials = parse_credentials(*(fields.get(f) for f in AUTH_FIELDS))
         g.body_credentials = credentials is not None
     svc = services()
-    g.caller = authenticate(svc.otp, credentials, svc.config.admin_realm)
+    identity = f"{credentials.realm}/{credentials.name}" if credentials else None
+    address = request.remote_addr or "unknown"
+    svc.lockout.check(identity, address)
+    try:
+        g.caller = authenticate(svc.otp, credentials, svc.config.admin_realm)
+    except Unauthenticated:
+        if credentials is not None:  # a missing credential guesses nothing
+            svc.lockout.failed(identity, address)
+        raise
 
 
 def caller() -> Caller:

@@ -10,6 +10,7 @@ from common.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
+    TooManyAttempts,
     UcloudError,
     Unauthenticated,
     Unavailable,
@@ -25,6 +26,7 @@ STATUS = {
     Forbidden: 403,
     NotFound: 404,
     Conflict: 409,
+    TooManyAttempts: 429,
     Unavailable: 503,
 }
 
@@ -43,6 +45,8 @@ def register(app: Flask) -> None:
         response, status = error_response(error.message, status)
         if isinstance(error, Unavailable):
             response.headers["Retry-After"] = str(RETRY_AFTER)
+        elif isinstance(error, TooManyAttempts):
+            response.headers["Retry-After"] = str(error.retry_after)
         return response, status
 
     @app.errorhandler(HTTPException)

@@ -10,6 +10,7 @@ IMAGE = "/v1/image/"  # /v1/image/<uuid>: a registered image
 USER = "/v1/user/"  # /v1/user/<name>/account: a user (local OTP seed lives here)
 SCHEDULER_LEADER = "/v1/scheduler/leader"  # election key of the scheduler leader
 VM_DATA = "/v1/vmdata/"  # /v1/vmdata/<uuid>: what the metadata service hands the VM
+AUTH_FAILURES = "/v1/auth-failures/"  # /v1/auth-failures/<sha256> -> {count, until} on a lease
 IMAGE_NAME = "/v1/image-name/"  # /v1/image-name/<scope>/<name> -> {"uuid"}: image names claimed
 NETWORK = "/v1/network/"  # /v1/network/<owner>/<name>: a network (common/ipam.py)
 VNI = "/v1/ipam/vni/"  # /v1/ipam/vni/<vni> -> {"network": "<owner>/<name>"}
@@ -39,6 +40,10 @@ def user_account(name: str) -> str:
 
 def vm_data(uuid: str) -> str:
     return VM_DATA + uuid
+
+
+def auth_failures(digest: str) -> str:
+    return AUTH_FAILURES + digest
 
 
 def image_name(scope: str, name: str) -> str:
