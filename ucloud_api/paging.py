@@ -46,7 +46,8 @@ def params(scope: str) -> Page:
     after = None
     if token is not None:
         try:
-            after = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode()
+            padded = token + "=" * (-len(token) % 4)
+            after = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
         except (binascii.Error, ValueError):
             raise InvalidInput("continue: not a token this API returned") from None
         if not after.startswith(scope) or len(token) > 2048:
@@ -61,20 +62,21 @@ def store_page(store: Store, prefix: str) -> tuple[list[Entry], str | None]:
     return entries, encode(entries[-1].key) if more and entries else None
 
 
-def memory_page(
-    items: Sequence[T], key: Callable[[T], str], scope: str = ""
-) -> tuple[list[T], str | None]:
-    """A page of a list assembled in memory, ordered by key(item) (sorted here; keys unique)."""
+def memory_page(items: Sequence[T], key: Callable[[T], str]) -> tuple[list[T], str | None]:
+    """A page of a list assembled in memory, ordered by key(item) (sorted here; keys unique).
+    Its tokens are the request path, a NUL and the last key (so they belong to this list)."""
+    scope = request.path + "\0"
     page = params(scope)
     if page.limit is None and page.after is None:
         return list(items), None  # the whole list, in its usual order
     ordered = sorted(items, key=key)
     if page.after is not None:
-        ordered = [item for item in ordered if key(item) > page.after]
+        after = page.after[len(scope) :]
+        ordered = [item for item in ordered if key(item) > after]
     if page.limit is None or len(ordered) <= page.limit:
         return ordered, None
     chosen = ordered[: page.limit]
-    return chosen, encode(key(chosen[-1]))
+    return chosen, encode(scope + key(chosen[-1]))
 
 
 def respond(body: Any, token: str | None) -> Response:
