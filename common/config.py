@@ -183,6 +183,18 @@ OPTIONS: dict[str, Option] = {
             "image_dir is shared by all hosts (NFS/CephFS-like): VMs of a dead host may be"
             " restarted elsewhere from the same disks",
         ),
+        Option("quota_vms", "50", int, "VMs a user may have, unless the admin set another quota"),
+        Option("quota_cpu", "100", int, "virtual CPUs a user's VMs may have in total"),
+        Option("quota_ram", "256GiB", parse_size, "memory a user's VMs may have in total"),
+        Option("quota_disk", "4TiB", parse_size, "disk (OS disks and extra disks) of a user's VMs"),
+        Option("quota_networks", "20", int, "networks a user may have"),
+        Option("quota_ssh_keys", "100", int, "ssh keys a user may store through the API"),
+        Option(
+            "quota_user_data",
+            "1MiB",
+            parse_size,
+            "bytes of user data a user's VMs may carry in total (each at most 64 KiB)",
+        ),
         Option("network_vnis", "100-65535", _range, "VXLAN network identifiers networks get"),
         Option(
             "network_prefixes",
@@ -342,6 +354,13 @@ class Config(dict[str, Any]):
     host_lease_ttl: int
     fence_margin: float
     shared_storage: bool
+    quota_vms: int
+    quota_cpu: int
+    quota_ram: int
+    quota_disk: int
+    quota_networks: int
+    quota_ssh_keys: int
+    quota_user_data: int
     network_vnis: tuple[int, int]
     network_prefixes: ipaddress.IPv6Network
     tenant_mtu: int

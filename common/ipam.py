@@ -7,7 +7,7 @@ prefix, mtu, status}; its claims keys.vni(vni) and keys.net_prefix(index); a NIC
 
 import ipaddress
 import secrets
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import TypedDict
 
 from common.errors import Conflict
@@ -25,6 +25,36 @@ def _lowest_free(taken: set[int], first: int, last: int) -> int | None:
     return None
 
 
+PROBE_BATCH = 64  # candidates read per round trip while looking for a free number
+
+
+def _next_free(txn: Transaction, cursor_key: str, claims: str, first: int, last: int) -> int | None:
+    """The first free number at or after the cursor (wrapping around from last to first), read
+    in batches; the cursor is read in txn and moved past the number found, so the next search
+    starts there: O(1) amortised while the numbers after the cursor are free, and a freed number
+    is reused when the cursor comes round again. Two claimers both read the cursor, so one
+    commit loses and runs again. None when every number is taken (one count tells)."""
+    size = last - first + 1
+    if txn.store.count(claims) >= size:
+        return None
+    cursor = txn.get(cursor_key)
+    start = cursor.value["next"] if cursor else first
+    if not first <= start <= last:
+        start = first
+    for offset in range(0, size, PROBE_BATCH):
+        candidates = [
+            first + (start - first + step) % size
+            for step in range(offset, min(offset + PROBE_BATCH, size))
+        ]
+        found = txn.store.get_many([f"{claims}{number}" for number in candidates])
+        for number, claim in zip(candidates, found, strict=True):
+            if claim is None:
+                txn.require(absent(f"{claims}{number}"))
+                txn.put(cursor_key, {"next": first + (number - first + 1) % size})
+                return number
+    return None
+
+
 def claim_network(
     store: Store,
     owner: str,
@@ -33,22 +63,22 @@ def claim_network(
     pool: ipaddress.IPv6Network,
     mtu: int,
     record: NetworkRequest,
+    charge: Callable[[Transaction], None] = lambda txn: None,
 ) -> Network:
-    """Create the network with the lowest free VNI and /64, atomically. Conflict when the name is
-    taken or a pool is exhausted."""
+    """Create the network with the next free VNI and /64 (common/store/keys.VNI_NEXT and
+    PREFIX_NEXT are the cursors), atomically; `charge` runs in the same transaction (the
+    owner's quota). Conflict when the name is taken or a pool is exhausted."""
     key = keys.network(owner, name)
     prefixes = list(pool.subnets(new_prefix=64)) if pool.prefixlen < 64 else [pool]
 
     def claim(txn: Transaction) -> Network:
         if txn.get(key) is not None:
             raise Conflict(f"you have a network named {name!r} already")
-        vni = _lowest_free(
-            {int(keys.last_part(e.key)) for e in store.list(keys.VNI).entries}, *vnis
-        )
+        charge(txn)
+        vni = _next_free(txn, keys.VNI_NEXT, keys.VNI, *vnis)
         if vni is None:
             raise Conflict("no free VXLAN id left (network_vnis exhausted)")
-        taken = {int(keys.last_part(e.key)) for e in store.list(keys.NET_PREFIX).entries}
-        index = _lowest_free(taken, 0, len(prefixes) - 1)
+        index = _next_free(txn, keys.PREFIX_NEXT, keys.NET_PREFIX, 0, len(prefixes) - 1)
         if index is None:
             raise Conflict("no free /64 left (network_prefixes exhausted)")
         network: Network = {
@@ -59,7 +89,6 @@ def claim_network(
             "status": ACTIVE,
         }
         claimed = {"network": f"{owner}/{name}"}
-        txn.require(absent(keys.vni(vni)), absent(keys.net_prefix(index)))
         txn.put(key, network)
         txn.put(keys.vni(vni), claimed)
         txn.put(keys.net_prefix(index), claimed)

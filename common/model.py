@@ -5,9 +5,9 @@ import datetime
 import uuid as uuid_module
 from typing import Any
 
-from common import ipam
+from common import ipam, quota
 from common.records import VM, Image
-from common.store import Delete, keys
+from common.store import Delete, Transaction, keys
 
 # VM.desired
 RUNNING, STOPPED, DELETED = "running", "stopped", "deleted"
@@ -85,5 +85,19 @@ def vm_disk_bytes(vm: VM) -> int:
 
 
 def release_ops(vm: VM) -> list[Delete]:
-    """What a VM holds in etcd besides its disks: its record, its metadata and its MACs."""
-    return [Delete(keys.vm(vm["uuid"])), Delete(keys.vm_data(vm["uuid"])), *ipam.mac_releases(vm)]
+    """What a VM holds in etcd besides its disks: its record, its owner index entry, its
+    metadata and its MACs."""
+    return [
+        Delete(keys.vm(vm["uuid"])),
+        Delete(keys.vm_owner(vm["owner"], vm["uuid"])),
+        Delete(keys.vm_data(vm["uuid"])),
+        *ipam.mac_releases(vm),
+    ]
+
+
+def release(txn: Transaction, vm: VM) -> None:
+    """Release the VM within txn: release_ops, and its owner's usage (common/quota.py) goes
+    down by what it counted for, in the same commit."""
+    data = txn.get(keys.vm_data(vm["uuid"]))
+    quota.release(txn, vm["owner"], quota.vm_usage(vm, data.value if data else None))
+    txn.write(release_ops(vm))

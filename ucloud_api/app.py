@@ -83,6 +83,10 @@ def create_app(
         directory or LdapDirectory.from_config(config),
     )
     errors.register(app)
+    # VMs stored before the owner index existed get their entries (idempotent, cheap when done).
+    indexed = vms.index_owners(store)
+    if indexed:
+        log.info("owner index: %d VM(s) of earlier versions indexed", indexed)
 
     @app.before_request
     def before() -> None:

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 
 from common import model
 from common.errors import Conflict
-from common.store import Put, Store, mod_revision_is
+from common.store import Put, Store, Transaction, mod_revision_is
 from common.store.client import Entry
 from common.store.txn import Op
 
@@ -22,9 +22,11 @@ def delete_unless_used(
     release: Sequence[Op],
     what: str,
     in_use: str = "is used by",
+    also: Callable[[Transaction], None] = lambda txn: None,
 ) -> None:
     """Release `entry` with `release` unless `users()` names a VM using it (Conflict:
-    "<what> <in_use> N VM(s), e.g. <uuid>")."""
+    "<what> <in_use> N VM(s), e.g. <uuid>"); `also` adds to the releasing transaction (the
+    owner's quota usage)."""
     marked = store.txn(
         [mod_revision_is(entry.key, entry.mod_revision)],
         [Put(entry.key, {**entry.value, "status": model.DELETING})],
@@ -35,5 +37,12 @@ def delete_unless_used(
     if found:
         store.txn([mod_revision_is(entry.key, marked.revision)], [Put(entry.key, entry.value)])
         raise Conflict(f"{what} {in_use} {len(found)} VM(s), e.g. {found[0]}")
-    if not store.txn([mod_revision_is(entry.key, marked.revision)], release).succeeded:
-        raise Conflict(f"{what} changed meanwhile; try again")
+
+    def release_it(txn: Transaction) -> None:
+        current = txn.get(entry.key)
+        if current is None or current.mod_revision != marked.revision:
+            raise Conflict(f"{what} changed meanwhile; try again")
+        txn.write(release)
+        also(txn)
+
+    store.transact(release_it)

@@ -18,6 +18,7 @@ from common.errors import Conflict, InvalidInput, NotFound
 from common.records import VM, FirewallRule, RuleSpec
 from common.store import Transaction, keys
 from common.validation import Field, Schema, choice, ipv6_prefix, port_range
+from ucloud_api import paging
 from ucloud_api.context import body, caller, services
 from ucloud_api.vms import visible_vm
 
@@ -71,7 +72,8 @@ def _rule(spec: dict[str, Any]) -> RuleSpec:
 @blueprint.get("/v1/vm/<uuid>/firewall")
 def list_rules(uuid: str) -> Any:
     vm: VM = visible_vm(services().store, caller(), uuid).value
-    return jsonify(vm.get("firewall") or [])
+    shown, token = paging.memory_page(vm.get("firewall") or [], lambda rule: rule["id"])
+    return paging.respond(shown, token)
 
 
 @blueprint.post("/v1/vm/<uuid>/firewall")

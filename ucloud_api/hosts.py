@@ -9,6 +9,7 @@ from common import model
 from common.errors import Conflict, NotFound
 from common.records import VM, Host
 from common.store import keys
+from ucloud_api import paging
 from ucloud_api.context import require_admin, services
 
 blueprint = Blueprint("hosts", __name__)
@@ -52,7 +53,8 @@ def list_hosts() -> Any:
         host["allocated"] = allocated[name]
         host["alive"] = name in alive
         hosts.append(host)
-    return jsonify(hosts)
+    shown, token = paging.memory_page(hosts, lambda host: host["hostname"])
+    return paging.respond(shown, token)
 
 
 def _set_maintenance(name: str, on: bool) -> Any:

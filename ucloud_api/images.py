@@ -19,6 +19,7 @@ from common.records import Image
 from common.store import Delete, Put, Reader, absent, keys
 from common.store.client import Entry
 from common.validation import NAME_SCHEMA, Field, Schema, absolute_path, name
+from ucloud_api import paging
 from ucloud_api.context import body, caller, services
 from ucloud_api.deletion import delete_unless_used
 
@@ -103,7 +104,12 @@ def register() -> Any:
 def list_images() -> Any:
     who = caller()
     images: list[Image] = [e.value for e in services().store.list(keys.IMAGE).entries]
-    return jsonify([i for i in images if visible(i, who)])
+    shown, token = paging.memory_page([i for i in images if visible(i, who)], _uuid)
+    return paging.respond(shown, token)
+
+
+def _uuid(image: Image) -> str:
+    return image["uuid"]
 
 
 @blueprint.delete("/v1/image/<uuid>")

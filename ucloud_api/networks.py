@@ -9,13 +9,14 @@ from typing import Any
 
 from flask import Blueprint, jsonify
 
-from common import ipam, model
+from common import ipam, model, quota
 from common.auth import Caller
 from common.errors import Conflict, NotFound
 from common.records import NetworkRequest
 from common.store import Reader, keys
 from common.store.client import Entry
 from common.validation import NAME_SCHEMA, Field, Schema, name
+from ucloud_api import paging
 from ucloud_api.context import body, caller, services
 from ucloud_api.deletion import delete_unless_used
 
@@ -68,6 +69,7 @@ def create() -> Any:
         svc.config.network_prefixes,
         svc.config.tenant_mtu,
         record,
+        lambda txn: quota.charge(txn, svc.config, who.name, {"networks": 1}),
     )
     return jsonify(network), 201
 
@@ -76,7 +78,8 @@ def create() -> Any:
 def list_networks() -> Any:
     who = caller()
     prefix = keys.NETWORK if who.admin else f"{keys.NETWORK}{who.name}/"
-    return jsonify([e.value for e in services().store.list(prefix).entries])
+    entries, token = paging.store_page(services().store, prefix)
+    return paging.respond([e.value for e in entries], token)
 
 
 @blueprint.get("/v1/network/<network>")
@@ -94,13 +97,23 @@ def delete(network: str) -> Any:
     entry = owned(svc.store, who.name, network)
 
     def users() -> list[str]:
+        # Only the owner's VMs can use the network: read through the owner index.
+        index = svc.store.list(keys.vms_of(who.name)).entries
+        vms = svc.store.get_many([keys.vm(keys.last_part(e.key)) for e in index])
         return [
             e.value["uuid"]
-            for e in svc.store.list(keys.VM).entries
-            if e.value["owner"] == who.name
-            and any(n["network"] == network for n in e.value.get("networks", []))
+            for e in vms
+            if e is not None and any(n["network"] == network for n in e.value.get("networks", []))
         ]
 
     release = ipam.release_network_ops(entry.value, svc.config.network_prefixes)
-    delete_unless_used(svc.store, entry, users, release, f"network {network!r}", "is attached to")
+    delete_unless_used(
+        svc.store,
+        entry,
+        users,
+        release,
+        f"network {network!r}",
+        "is attached to",
+        lambda txn: quota.release(txn, who.name, {"networks": 1}),
+    )
     return jsonify({**entry.value, "status": "DELETED"}), 200

@@ -57,6 +57,37 @@ _UUID = [{"name": "uuid", "in": "path", "required": True, "schema": {"type": "st
 _NAME = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
 
 
+_PAGING = [
+    {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "description": "at most this many items (1-1000; default: all)",
+        "schema": {"type": "integer", "minimum": 1, "maximum": 1000},
+    },
+    {
+        "name": "continue",
+        "in": "query",
+        "required": False,
+        "description": "the X-Continue token of the previous page",
+        "schema": {"type": "string"},
+    },
+]
+
+
+def _listing(summary: str, parameters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A list endpoint: limit and continue, and the next page's token in X-Continue."""
+    operation = _op(summary, 200, _ANY_LIST)
+    operation["responses"]["200"]["headers"] = {
+        "X-Continue": {
+            "description": "token of the next page; absent on the last one",
+            "schema": {"type": "string"},
+        }
+    }
+    operation["parameters"] = [*(parameters or []), *_PAGING]
+    return operation
+
+
 def _with_uuid(operation: dict[str, Any]) -> dict[str, Any]:
     return {**operation, "parameters": _UUID}
 
@@ -95,7 +126,18 @@ def document() -> dict[str, Any]:
             "/openapi.json": {"get": _op("this document", 200, _ANY_OBJECT, public=True)},
             "/v1/vm": {
                 "post": _op("create a VM", 201, _ANY_OBJECT, vms.CREATE.openapi()),
-                "get": _op("list your VMs (the admin realm: all; ?owner= filters)", 200, _ANY_LIST),
+                "get": _listing(
+                    "list your VMs (the admin realm: all; ?owner= filters)",
+                    [
+                        {
+                            "name": "owner",
+                            "in": "query",
+                            "required": False,
+                            "description": "only this user's VMs (admin)",
+                            "schema": {"type": "string"},
+                        }
+                    ],
+                ),
             },
             "/v1/vm/{uuid}": {
                 "get": _with_uuid(_op("show a VM", 200, _ANY_OBJECT)),
@@ -139,7 +181,7 @@ def document() -> dict[str, Any]:
                     _ANY_OBJECT,
                     networks.CREATE.openapi(),
                 ),
-                "get": _op("list your networks", 200, _ANY_LIST),
+                "get": _listing("list your networks"),
             },
             "/v1/network/{name}": {
                 "get": {**_op("show a network", 200, _ANY_OBJECT), "parameters": _NAME},
@@ -173,7 +215,7 @@ def document() -> dict[str, Any]:
                 }
             },
             "/v1/vm/{uuid}/firewall": {
-                "get": _with_uuid(_op("a VM's ingress rules", 200, _ANY_LIST)),
+                "get": _listing("a VM's ingress rules", _UUID),
                 "post": _with_uuid(
                     _op("allow traffic in to a VM", 201, _ANY_OBJECT, firewall.RULE.openapi())
                 ),
@@ -193,7 +235,7 @@ def document() -> dict[str, Any]:
                 }
             },
             "/v1/image": {
-                "get": _op("list images you can use", 200, _ANY_LIST),
+                "get": _listing("list images you can use"),
                 "post": _op(
                     "register a qcow2 file on the image host (admin)",
                     201,
@@ -204,7 +246,7 @@ def document() -> dict[str, Any]:
             "/v1/image/{uuid}": {
                 "delete": _with_uuid(_op("delete an unused image", 200, _ANY_OBJECT))
             },
-            "/v1/host": {"get": _op("hosts, capacity, allocation, status (admin)", 200, _ANY_LIST)},
+            "/v1/host": {"get": _listing("hosts, capacity, allocation, status (admin)")},
             "/v1/user": {
                 "post": _op(
                     "create a local OTP user; the seed is returned once (admin)",
@@ -212,10 +254,25 @@ def document() -> dict[str, Any]:
                     _ANY_OBJECT,
                     users.CREATE.openapi(),
                 ),
-                "get": _op("list users, without seeds (admin)", 200, _ANY_LIST),
+                "get": _listing("list users, without seeds (admin)"),
+            },
+            "/v1/user/{name}/quota": {
+                "get": {
+                    **_op("a user's quota limits and usage (admin, or the user)", 200, _ANY_OBJECT),
+                    "parameters": _NAME,
+                },
+                "put": {
+                    **_op(
+                        "override a user's limits; null: back to the default (admin)",
+                        200,
+                        _ANY_OBJECT,
+                        users.QUOTA.openapi(),
+                    ),
+                    "parameters": _NAME,
+                },
             },
             "/v1/user/ssh-key": {
-                "get": _op("your ssh keys: stored ones and your LDAP entry's", 200, _ANY_LIST),
+                "get": _listing("your ssh keys: stored ones and your LDAP entry's"),
                 "post": _op("store an ssh public key", 201, _ANY_OBJECT, sshkeys.CREATE.openapi()),
             },
             "/v1/user/ssh-key/{name}": {

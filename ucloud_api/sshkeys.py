@@ -14,11 +14,12 @@ from typing import Any, NotRequired, TypedDict
 
 from flask import Blueprint, jsonify
 
-from common import model, sshkeys
+from common import model, quota, sshkeys
 from common.errors import Conflict, InvalidInput, NotFound, Unavailable
 from common.records import DirectoryCache, SshKey
-from common.store import Delete, Put, absent, keys, mod_revision_is
+from common.store import Transaction, keys
 from common.validation import NAME_SCHEMA, Field, Schema, name, text
+from ucloud_api import paging
 from ucloud_api.context import Services, body, caller, services
 
 log = logging.getLogger(__name__)
@@ -140,7 +141,9 @@ def _directory_keys(lines: list[str], cached_at: str | None) -> list[UserKey]:
 
 @blueprint.get("/v1/user/ssh-key")
 def list_keys() -> Any:
-    return jsonify([key.public() for key in user_keys(services(), caller().name)])
+    found = [key.public() for key in user_keys(services(), caller().name)]
+    shown, token = paging.memory_page(found, lambda key: key["name"])
+    return paging.respond(shown, token)
 
 
 @blueprint.post("/v1/user/ssh-key")
@@ -158,15 +161,19 @@ def add_key() -> Any:
     }
     name_key = keys.ssh_key(user, spec["name"])
     fingerprint_key = keys.ssh_fingerprint(user, digest(key))
-    stored = services().store.txn(
-        [absent(name_key), absent(fingerprint_key)],
-        [Put(name_key, record), Put(fingerprint_key, {"name": spec["name"]})],
-    )
-    if not stored.succeeded:
-        existing = services().store.get(fingerprint_key)
+    config = services().config
+
+    def store_key(txn: Transaction) -> None:
+        if txn.get(name_key) is not None:
+            raise Conflict(f"you have a key named {spec['name']!r} already")
+        existing = txn.get(fingerprint_key)
         if existing is not None:
             raise Conflict(f"this key is stored already, as {existing.value['name']!r}")
-        raise Conflict(f"you have a key named {spec['name']!r} already")
+        quota.charge(txn, config, user, {"ssh_keys": 1})
+        txn.put(name_key, record)
+        txn.put(fingerprint_key, {"name": spec["name"]})
+
+    services().store.transact(store_key)
     return jsonify({**record, "source": "api"}), 201
 
 
@@ -180,10 +187,14 @@ def delete_key(key_name: str) -> Any:
     if entry is None:
         raise NotFound(f"unknown ssh key {key_name!r}")
     key = sshkeys.parse(entry.value["key"])
-    deleted = store.txn(
-        [mod_revision_is(entry.key, entry.mod_revision)],
-        [Delete(entry.key), Delete(keys.ssh_fingerprint(user, digest(key)))],
-    )
-    if not deleted.succeeded:
-        raise Conflict(f"ssh key {key_name!r} changed meanwhile; try again")
+
+    def remove(txn: Transaction) -> None:
+        current = txn.get(entry.key)
+        if current is None or current.mod_revision != entry.mod_revision:
+            raise Conflict(f"ssh key {key_name!r} changed meanwhile; try again")
+        quota.release(txn, user, {"ssh_keys": 1})
+        txn.delete(entry.key)
+        txn.delete(keys.ssh_fingerprint(user, digest(key)))
+
+    store.transact(remove)
     return jsonify({**entry.value, "source": "api"})

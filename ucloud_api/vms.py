@@ -9,14 +9,13 @@ none of that changed, and a lost race runs it again.
 from collections.abc import Callable
 from typing import Any
 
-import orjson
 from flask import Blueprint, Response, jsonify, request
 
-from common import ipam, model
+from common import ipam, model, quota
 from common.auth import Caller
 from common.errors import Conflict, Forbidden, InvalidInput, NotFound
 from common.records import VM, Image, Network, VMData
-from common.store import Reader, Transaction, absent, keys
+from common.store import Reader, Store, Transaction, absent, keys
 from common.store.client import Entry
 from common.validation import (
     NAME_SCHEMA,
@@ -29,7 +28,7 @@ from common.validation import (
     size,
     text,
 )
-from ucloud_api import images, networks, sshkeys
+from ucloud_api import images, networks, paging, sshkeys
 from ucloud_api.context import body, caller, services
 
 blueprint = Blueprint("vms", __name__)
@@ -102,6 +101,7 @@ def create() -> Any:
     who = caller()
     spec = CREATE.parse(body({"vm_name": "name"}))
     store = services().store
+    config = services().config
     chosen = _chosen_keys(who.name, spec.get("ssh_keys"))
     spec["ssh_keys"] = [key.name for key in chosen]
 
@@ -120,9 +120,12 @@ def create() -> Any:
         vm = model.new_vm(spec, who.name, image)
         for net in nets:
             vm["networks"].append(ipam.new_nic(net, [n["slot"] for n in vm["networks"]]))
+        data = _vm_data(chosen, spec.get("user_data"))
+        quota.charge(txn, config, who.name, quota.vm_usage(vm, data))
         txn.require(*(absent(keys.mac(nic["mac"])) for nic in vm["networks"]))
         txn.put(keys.vm(vm["uuid"]), vm)
-        txn.put(keys.vm_data(vm["uuid"]), _vm_data(chosen, spec.get("user_data")))
+        txn.put(keys.vm_owner(who.name, vm["uuid"]), {})
+        txn.put(keys.vm_data(vm["uuid"]), data)
         txn.write(ipam.mac_claims(vm))
         return vm
 
@@ -155,16 +158,48 @@ def _vm_data(chosen: list[sshkeys.UserKey], user_data: str | None) -> VMData:
 @blueprint.get("/v1/vm")
 def list_vms() -> Any:
     """Stored VM records are exactly what the API returns, so the list is assembled from the raw
-    JSON bytes without decoding and re-encoding 10,000 records."""
+    JSON bytes without decoding and re-encoding 10,000 records. One owner's VMs (a user's own,
+    or ?owner= for the admin) are read through the owner index: the other owners' records are
+    never read."""
     who = caller()
-    entries = services().store.list(keys.VM).entries
+    store = services().store
     owner = request.args.get("owner") if who.admin else who.name
     if owner:
-        # Values are compact JSON with sorted keys and owner names cannot contain quotes or
-        # backslashes, so this byte sequence occurs exactly in the records of that owner.
-        needle = b'"owner":' + orjson.dumps(owner)
-        entries = [e for e in entries if needle in e.raw]
-    return Response(b"[" + b",".join(e.raw for e in entries) + b"]", mimetype="application/json")
+        if "/" in owner:
+            raise InvalidInput("owner: not a user name")
+        index, token = paging.store_page(store, keys.vms_of(owner))
+        found = store.get_many([keys.vm(keys.last_part(e.key)) for e in index])
+        # An entry whose VM is gone (released between the two reads) is left out.
+        entries = [e for e in found if e is not None]
+    else:
+        entries, token = paging.store_page(store, keys.VM)
+    raw = b"[" + b",".join(e.raw for e in entries) + b"]"
+    return paging.respond(Response(raw, mimetype="application/json"), token)
+
+
+def index_owners(store: Store) -> int:
+    """Create the owner index entries of VMs stored before the index existed (run at API start;
+    idempotent: a VM that has its entry is left alone). Each entry is written in a transaction
+    that reads the VM, so a VM released meanwhile gets none. Returns how many were created."""
+    indexed = {keys.last_part(e.key) for e in store.list(keys.VM_OWNER).entries}
+    created = 0
+    for entry in store.list(keys.VM).entries:
+        uuid = keys.last_part(entry.key)
+        if uuid in indexed:
+            continue
+
+        def add(txn: Transaction, uuid: str = uuid) -> bool:
+            vm = txn.get(keys.vm(uuid))
+            if vm is None:
+                return False
+            index_key = keys.vm_owner(vm.value["owner"], uuid)
+            if txn.get(index_key) is not None:
+                return False
+            txn.put(index_key, {})
+            return True
+
+        created += bool(store.transact(add).value)
+    return created
 
 
 @blueprint.get("/v1/vm/<uuid>")
@@ -294,7 +329,7 @@ def delete(uuid: str) -> Any:
         vm: VM = visible_vm(txn, who, uuid).copy_value()
         if vm["host"] is None and vm["status"] == model.PENDING:
             # Never placed, no disks: released here (the commit loses against a placement).
-            txn.write(model.release_ops(vm))
+            model.release(txn, vm)
             vm["desired"] = model.DELETED
             vm["status"] = "DELETED"
             return model.add_log(vm, "deleted")

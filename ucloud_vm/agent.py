@@ -343,7 +343,7 @@ class VMAgent:
             entry = txn.get(keys.vm(uuid))
             if entry is None or entry.value.get("host") != self.hostname:
                 return False
-            txn.write(model.release_ops(entry.value))
+            model.release(txn, entry.value)
             return True
 
         if self.store.transact(release).value:

@@ -7,6 +7,7 @@ applied: callers write with compare conditions (create-if-absent, mod_revision) 
 a retry is either harmless or reported as a conflict.
 """
 
+import builtins
 import logging
 import random
 import threading
@@ -54,6 +55,9 @@ CHANNEL_OPTIONS = [
     # Listing 10,000 VMs is several MB.
     ("grpc.max_receive_message_length", 512 * 1024 * 1024),
 ]
+
+
+GET_MANY_BATCH = 100
 
 
 class StoreError(UcloudError):
@@ -199,6 +203,42 @@ class Store:
             "list", lambda ep: ep.kv.Range(request, self.timeout * 5, metadata=METADATA)
         )
         return Listing([Entry(kv) for kv in response.kvs], response.header.revision)
+
+    def page(
+        self, prefix: str, after: str | None, limit: int | None
+    ) -> tuple[builtins.list[Entry], bool]:
+        """At most `limit` keys under prefix (all of them when None), sorted, starting after the
+        key `after` (or at the start); and whether more follow."""
+        start = after + "\0" if after is not None else prefix
+        request = rpc_pb2.RangeRequest(
+            key=start.encode(), range_end=prefix_end(prefix), limit=limit or 0
+        )
+        response = self._call(
+            "page", lambda ep: ep.kv.Range(request, self.timeout * 5, metadata=METADATA)
+        )
+        return [Entry(kv) for kv in response.kvs], bool(response.more)
+
+    def get_many(self, keys: Sequence[str]) -> builtins.list[Entry | None]:
+        """Several keys read in one round trip per GET_MANY_BATCH (an etcd transaction of reads;
+        etcd allows 128 operations per transaction by default), in the order asked."""
+        found: builtins.list[Entry | None] = []
+        for first in range(0, len(keys), GET_MANY_BATCH):
+            request = rpc_pb2.TxnRequest(
+                success=[
+                    rpc_pb2.RequestOp(request_range=rpc_pb2.RangeRequest(key=key.encode()))
+                    for key in keys[first : first + GET_MANY_BATCH]
+                ]
+            )
+            response = self._read_txn(request)
+            for answer in response.responses:
+                kvs = answer.response_range.kvs
+                found.append(Entry(kvs[0]) if kvs else None)
+        return found
+
+    def _read_txn(self, request: rpc_pb2.TxnRequest) -> Any:
+        return self._call(
+            "get_many", lambda ep: ep.kv.Txn(request, self.timeout, metadata=METADATA)
+        )
 
     def ping(self, deadline: float) -> None:
         """One cheap read within `deadline` seconds; Unavailable when etcd does not answer."""

@@ -16,10 +16,32 @@ NETWORK = "/v1/network/"  # /v1/network/<owner>/<name>: a network (common/ipam.p
 VNI = "/v1/ipam/vni/"  # /v1/ipam/vni/<vni> -> {"network": "<owner>/<name>"}
 NET_PREFIX = "/v1/ipam/prefix/"  # /v1/ipam/prefix/<index> -> {"network"}: index-th /64 of the pool
 MAC = "/v1/ipam/mac/"  # /v1/ipam/mac/<mac> -> {"vm": uuid}
+VNI_NEXT = "/v1/ipam/vni-next"  # {"next": n}: where the next VNI search starts (a cursor)
+PREFIX_NEXT = "/v1/ipam/prefix-next"  # {"next": index}: the same for the /64s
+VM_OWNER = "/v1/vm-owner/"  # /v1/vm-owner/<owner>/<uuid> -> {}: the VMs of an owner (an index)
+USAGE = "/v1/usage/"  # /v1/usage/<user>: what the user holds, counted (common/quota.py)
+QUOTA = "/v1/quota/"  # /v1/quota/<user>: the admin's limits for the user, overriding the defaults
 
 
 def vm(uuid: str) -> str:
     return VM + uuid
+
+
+def vm_owner(owner: str, uuid: str) -> str:
+    return f"{VM_OWNER}{owner}/{uuid}"
+
+
+def vms_of(owner: str) -> str:
+    """The prefix of an owner's index entries."""
+    return f"{VM_OWNER}{owner}/"
+
+
+def usage(user: str) -> str:
+    return USAGE + user
+
+
+def quota(user: str) -> str:
+    return QUOTA + user
 
 
 def host(hostname: str) -> str:

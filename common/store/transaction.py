@@ -42,6 +42,11 @@ class Transaction:
         self._reads.setdefault(key, entry.mod_revision if entry else 0)
         return entry
 
+    @property
+    def store(self) -> "Store":
+        """The store, for reads that are not part of the read set (listings, counts)."""
+        return self._store
+
     def seen(self, entry: "Entry") -> Any:
         """Adopt an entry read elsewhere (e.g. from a mirror) as a read of this transaction;
         returns a private copy of its value to change."""
