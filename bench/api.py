@@ -55,6 +55,11 @@ def main() -> None:
                 "host_cpu": "1000000",
                 "host_ram": "1000TiB",
                 "host_disk": "100000TB",
+                # the admin POSTs hundreds of VMs: no quota may stop the benchmark
+                "quota_vms": "1000000",
+                "quota_cpu": "1000000",
+                "quota_ram": "1000TiB",
+                "quota_disk": "100000TB",
                 "api_workers": str(args.workers),
                 "api_threads": str(args.threads),
                 "log_level": "WARNING",
