@@ -32,6 +32,16 @@ def _alive(pid: int) -> bool:
         return False
 
 
+def _owned_by(proc: str, uid: int) -> bool:
+    """Every user id of the process (real, effective, saved, filesystem) is `uid`. Not the owner
+    of /proc/<pid>: a process that makes itself non-dumpable shows that as root."""
+    with open(f"{proc}/status") as status:
+        for line in status:
+            if line.startswith("Uid:"):
+                return all(int(field) == uid for field in line.split()[1:])
+    return False
+
+
 class QemuDriver(Hypervisor):
     def __init__(
         self, run_dir: str, accel: str = "auto", serial_log_max: int = 2 * 1024**2
@@ -85,7 +95,7 @@ class QemuDriver(Hypervisor):
             if not entry.name.isdigit():
                 continue
             try:
-                if entry.stat().st_uid != self.uid:
+                if not _owned_by(entry.path, self.uid):
                     continue
                 args = Path(entry.path, "cmdline").read_bytes().split(b"\0")
             except OSError:
