@@ -115,7 +115,8 @@ def throughput(state: Path, rounds: int) -> list[list[str]]:
             for _ in range(rounds):
                 for rules in (True, False):
                     if rules:
-                        rig.start()  # ready once the rules are in force again
+                        if rig.process is None:  # killed for the round without rules
+                            rig.start()  # ready once the rules are in force again
                     else:
                         rig.kill()
                         nft.remove()
