@@ -25,17 +25,12 @@ class Nic:
     mac: str
 
 
-def nic_addresses(nic: records.Nic) -> list[str]:
-    """The addresses a NIC uses on its network: link-local and SLAAC, both EUI-64."""
-    return [ipam.eui64("fe80::/64", nic["mac"]), ipam.eui64(nic["prefix"], nic["mac"])]
-
-
 def index(hostname: str, vms: Iterable[records.VM]) -> dict[tuple[int, str], Nic]:
     """(vni, address) -> NIC of the VMs assigned to this host."""
     return {
         (nic["vni"], address): Nic(vm["uuid"], nic["mac"])
         for vm, nic in ipam.host_nics(hostname, vms)
-        for address in nic_addresses(nic)
+        for address in ipam.nic_addresses(nic)
     }
 
 
