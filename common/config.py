@@ -168,7 +168,12 @@ OPTIONS: dict[str, Option] = {
             "this host's name in the cloud (several hosts may share one machine)",
         ),
         Option(
-            "host_lease_ttl", "3", int, "seconds a host's liveness key outlives its last refresh"
+            "host_lease_ttl",
+            "7",
+            int,
+            "seconds a host's liveness key outlives its last refresh: a dead host's VMs restart"
+            " elsewhere about this long after it died, and an etcd stall shorter than"
+            " TTL - fence_margin - 0.5 s kills no VM (docs/failover.md)",
         ),
         Option(
             "fence_margin",
@@ -273,6 +278,20 @@ OPTIONS: dict[str, Option] = {
             "spread VMs over hosts (most free memory first) or pack them (least free first)",
         ),
         Option("scheduler_lease_ttl", "3", int, "seconds the scheduler leader's lease lasts"),
+        Option(
+            "mass_failure_share",
+            "0.5",
+            float,
+            "when more than this share of the hosts died within mass_failure_grace, their VMs"
+            " wait for them instead of moving (a control-plane or network fault, not host"
+            " failures)",
+        ),
+        Option(
+            "mass_failure_grace",
+            "30",
+            float,
+            "seconds the VMs of hosts that died together wait for their hosts to come back",
+        ),
         Option("run_dir", "/run/ucloud", str, "per-VM sockets and logs: <run_dir>/vm/<uuid>/"),
         Option("hypervisor", "qemu", str, "hypervisor driver: qemu (bhyve on FreeBSD later)"),
         Option(
@@ -381,6 +400,8 @@ class Config(dict[str, Any]):
     disk_overcommit: float
     placement: str
     scheduler_lease_ttl: int
+    mass_failure_share: float
+    mass_failure_grace: float
     run_dir: str
     hypervisor: str
     accel: str

@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_STATE_DIR = "/var/lib/ucloud-aio"
 # ucloud-<name> daemons every host runs
-HOST_AGENTS = ("host", "vm", "net", "ipam", "meta", "firewall")
+HOST_AGENTS = ("host", "vm", "watchdog", "net", "ipam", "meta", "firewall")
 ADMIN = "admin"
 
 
@@ -70,7 +70,7 @@ class Daemon:
 class AllInOne:
     state_dir: Path
     api_port: int = 8080
-    host_lease_ttl: int = 3
+    host_lease_ttl: int | None = None  # None: the config's default
     settings: dict[str, str] = field(default_factory=dict)  # extra ucloud.conf keys
     register_tiny: bool = True  # build (once) and register the test guest as image `tiny`
     hosts: int | None = None  # hosts host1..hostN; None: as the state dir says, else 1
@@ -296,7 +296,7 @@ class AllInOne:
 
     def _write_confs(self, ports: dict[str, int]) -> None:
         common = {
-            "host_lease_ttl": str(self.host_lease_ttl),
+            **({"host_lease_ttl": str(self.host_lease_ttl)} if self.host_lease_ttl else {}),
             "image_dir": str(self.state_dir / "images"),
             "shared_storage": "true",
             "tenant_mtu": str(TENANT_MTU),
