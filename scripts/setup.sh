@@ -24,6 +24,8 @@ APT_PACKAGES=(
     socat
     # load generators for bench/: HTTP, TCP
     wrk iperf3
+    # `systemd-analyze verify` checks the units in contrib/systemd/ (tests/test_units.py)
+    systemd
 )
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
