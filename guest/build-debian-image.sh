@@ -94,6 +94,9 @@ rm -f "$ROOT"/etc/ssh/ssh_host_*
 echo "LABEL=$ROOT_LABEL / ext4 rw,discard,errors=remount-ro 0 1" > "$ROOT/etc/fstab"
 printf '127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n' > "$ROOT/etc/hosts"
 echo debian > "$ROOT/etc/hostname"
+# The locale Debian's cloud images set: built into glibc, so cloud-init's locale module finds
+# it in place and generates nothing (the image has no locale definitions to generate from).
+echo LANG=C.UTF-8 > "$ROOT/etc/default/locale"
 KERNEL=$(find "$ROOT/boot" -name 'vmlinuz-*' | sort -V | tail -n 1)
 [ -n "$KERNEL" ] || die "no kernel in $ROOT/boot"
 INITRD="$ROOT/boot/initrd.img-${KERNEL##*/vmlinuz-}"
