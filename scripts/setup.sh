@@ -18,6 +18,8 @@ APT_PACKAGES=(
     qemu-system-x86 qemu-utils
     # offline test guest image build (guest/build-tiny-image.sh)
     busybox-static cpio syslinux syslinux-common mtools dosfstools fdisk
+    # Debian 12 cloud image build (guest/build-debian-image.sh) and the ssh client its test uses
+    mmdebstrap e2fsprogs openssh-client
     # users and ssh keys from LDAP: python-ldap's build deps; slapd for the tests' throwaway one
     libldap2-dev libsasl2-dev gcc slapd ldap-utils
     # handy for debugging serial consoles and sockets

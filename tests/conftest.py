@@ -27,7 +27,7 @@ from ucloud_api.app import close_app, create_app
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     # In CI a missing real part is a failure, never a skip.
-    for tool in ("etcd", "etcdctl", "qemu-img", SLAPD):
+    for tool in ("etcd", "etcdctl", "qemu-img", SLAPD, "mmdebstrap", "ssh", "ssh-keygen"):
         if shutil.which(tool) is None:
             raise pytest.UsageError(f"{tool} is not installed: run scripts/setup.sh")
 
