@@ -26,6 +26,14 @@ POOL = "ucloud"
 MiB = 1024 * 1024
 
 
+def pool_images(conf: str | Path, pool: str = POOL) -> list[str]:
+    """The RBD images in a pool of the cluster `conf` names."""
+    import rbd
+
+    with rados.Rados(conffile=str(conf)) as cluster, cluster.open_ioctx(pool) as ioctx:
+        return sorted(rbd.RBD().list(ioctx))
+
+
 class CephCluster:
     def __init__(
         self,
@@ -82,6 +90,8 @@ osd crush chooseleaf type = 0
 mon allow pool size one = true
 mon allow pool delete = true
 mon warn on pool no redundancy = false
+# a killed client's watch on a disk (a VM of a dead host) blocks the disk's removal this long
+osd client watch timeout = 10
 rbd default features = 1
 [mon]
 mon data = {d}/mon
@@ -173,10 +183,7 @@ osd op num shards = 1
 
     def images(self) -> list[str]:
         """The RBD images in the pool (tests check that nothing is left behind)."""
-        import rbd
-
-        with self.client() as cluster, cluster.open_ioctx(self.pool) as ioctx:
-            return sorted(rbd.RBD().list(ioctx))
+        return pool_images(self.conf, self.pool)
 
     def kill(self) -> None:
         """SIGKILL both daemons and reap them (memstore: the data goes with the OSD)."""
