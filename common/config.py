@@ -186,7 +186,7 @@ OPTIONS: dict[str, Option] = {
             "false",
             _bool,
             "image_dir is shared by all hosts (NFS/CephFS-like): VMs of a dead host may be"
-            " restarted elsewhere from the same disks",
+            " restarted elsewhere from the same disks (always on with image_store = rbd)",
         ),
         Option("quota_vms", "50", int, "VMs a user may have, unless the admin set another quota"),
         Option("quota_cpu", "100", int, "virtual CPUs a user's VMs may have in total"),
@@ -323,13 +323,30 @@ OPTIONS: dict[str, Option] = {
             "image_store",
             "fs",
             str,
-            "image store driver, the owner of image files and VM disks: fs (Ceph RBD later)",
+            "image store driver, the owner of image files and VM disks: fs (files under"
+            " image_dir) or rbd (Ceph RBD images in rbd_pool; docs/images.md)",
         ),
         Option(
             "image_dir",
             "/var/lib/ucloud/images",
             str,
-            "the filesystem image store: image files and VM disks",
+            "the filesystem image store: image files and VM disks (with rbd: where an uploaded"
+            " image is copied and checked before it goes to Ceph)",
+        ),
+        Option("rbd_pool", "ucloud", str, "the RBD image store: the Ceph pool of images and disks"),
+        Option(
+            "ceph_conf",
+            "/etc/ceph/ceph.conf",
+            str,
+            "the RBD image store: the Ceph config file (monitors); qemu opens disks with it, so"
+            " qemu's user must be able to read it",
+        ),
+        Option(
+            "ceph_client_id",
+            "admin",
+            str,
+            "the RBD image store: the Ceph client (cephx user without `client.`) of daemons and"
+            " qemu; its keyring is found as ceph_conf says",
         ),
     )
 }
@@ -410,6 +427,9 @@ class Config(dict[str, Any]):
     vm_stop_timeout: float
     image_store: str
     image_dir: str
+    rbd_pool: str
+    ceph_conf: str
+    ceph_client_id: str
 
     if not TYPE_CHECKING:  # to the type checker, only the options above are attributes
 
@@ -470,6 +490,8 @@ def load(
             config[name] = OPTIONS[name].parse(value) if isinstance(value, str) else value
         except ValueError as error:
             raise click.UsageError(f"--{name.replace('_', '-')}: {error}") from None
+    if config["image_store"] == "rbd":
+        config["shared_storage"] = True  # every host reaches every RBD disk
     return config
 
 

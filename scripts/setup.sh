@@ -16,6 +16,9 @@ APT_PACKAGES=(
     nftables
     # hypervisor and images
     qemu-system-x86 qemu-utils
+    # the Ceph RBD image store: client library and tools, qemu's rbd block driver; mon and osd
+    # for the single-node test cluster of `ucloud-aio up --ceph` and the tests (ucloud_aio/ceph.py)
+    ceph-common python3-rados python3-rbd qemu-block-extra ceph-mon ceph-osd
     # offline test guest image build (guest/build-tiny-image.sh)
     busybox-static cpio syslinux syslinux-common mtools dosfstools fdisk
     # Debian 12 cloud image build (guest/build-debian-image.sh) and the ssh client its test uses
@@ -77,6 +80,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
     echo "$want" > "$stamp"
 fi
+# Ceph's Python bindings are not on PyPI: link Debian's compiled modules (built for the system
+# python3, which made the venv) into the venv.
+site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+for module in rados rbd; do
+    for so in /usr/lib/python3/dist-packages/"$module".cpython-*.so; do
+        if [ -e "$so" ]; then ln -sfn "$so" "$site/$(basename "$so")"; fi
+    done
+done
 # The offline-built test guest (cached in ~/.cache/ucloud-guest; rebuilt when its script changes).
 .venv/bin/python -c "from ucloud_aio.guest import ensure_tiny_image; ensure_tiny_image()"
 echo "setup: ok" >&2

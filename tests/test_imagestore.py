@@ -154,6 +154,6 @@ def test_image_store_by_name(tmp_path: Path) -> None:
     store = IMAGE_STORES.load(config.image_store, config)
     assert isinstance(store, FilesystemStore) and store.root == tmp_path
     with pytest.raises(
-        ConfigError, match=r"image_store: unknown image store driver 'ceph' \(choices: fs\)"
+        ConfigError, match=r"image_store: unknown image store driver 'ceph' \(choices: fs, rbd\)"
     ):
         IMAGE_STORES.load("ceph", config)

@@ -1,6 +1,8 @@
 """qemu's command line, checked as text (no qemu needed)."""
 
-from common.imagestore import Disk, FileSource
+import json
+
+from common.imagestore import Disk, FileSource, RbdSource
 from ucloud_vm.driver import VMSpec
 from ucloud_vm.drivers.qemu.argv import blockdev, build
 
@@ -112,3 +114,23 @@ def test_a_raw_read_only_drive_has_no_backing_option() -> None:
     options = blockdev(drive)
     assert "backing" not in options and options["read-only"] is True
     assert options["driver"] == "raw"
+
+
+def test_an_rbd_disk_is_raw_over_an_rbd_node() -> None:
+    """An RBD clone has its parent inside Ceph: one raw node over qemu's rbd driver, no chain."""
+    disk = Disk("disk0", RbdSource("ucloud", f"vm-{UUID}-os", "/etc/ceph/ceph.conf"), "raw")
+    argv = build(spec(disks=[disk]), "tcg")
+    assert argv.count("-blockdev") == 1
+    assert json.loads(argv[argv.index("-blockdev") + 1]) == {
+        "driver": "raw",
+        "node-name": "disk0",
+        "read-only": False,
+        "discard": "unmap",
+        "file": {
+            "driver": "rbd",
+            "pool": "ucloud",
+            "image": f"vm-{UUID}-os",
+            "conf": "/etc/ceph/ceph.conf",
+            "user": "admin",
+        },
+    }

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.imagestore import Disk, Source
+from common.imagestore import Disk, RbdSource, Source
 from ucloud_vm.driver import VMSpec
 
 QEMU = "qemu-system-x86_64"
@@ -144,7 +144,16 @@ def blockdev(disk: Disk) -> dict[str, Any]:
 
 
 def _source(source: Source) -> dict[str, Any]:
-    """The protocol node: where the bytes are (RBD sources become a `driver: rbd` branch)."""
+    """The protocol node: where the bytes are, a file or an RBD image (qemu's rbd driver; the
+    Ceph config file must be readable by qemu)."""
+    if isinstance(source, RbdSource):
+        return {
+            "driver": "rbd",
+            "pool": source.pool,
+            "image": source.image,
+            "conf": source.conf,
+            "user": source.user,
+        }
     return {"driver": "file", "filename": source.path, "aio": "threads"}
 
 
