@@ -22,6 +22,7 @@ from ucloud_vm.agent import VMAgent
     "image_dir",
     "hypervisor",
     "accel",
+    "qemu_user",
     "vm_stop_timeout",
     "config_drive",
     "serial_log_max",
