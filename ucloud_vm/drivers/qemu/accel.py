@@ -63,11 +63,7 @@ def boots(accel: str, user: QemuUser, timeout: float = 10.0) -> bool:
             "isa-debug-exit,iobase=0xf4,iosize=0x04",
         ]
         probe = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            stdout=errors,
-            stderr=errors,
-            **user.spawn_options(),
+            user.command(argv), stdin=subprocess.DEVNULL, stdout=errors, stderr=errors
         )
         status = _outcome(probe, errors, timeout)
         errors.seek(0)

@@ -168,13 +168,13 @@ class QemuDriver(Hypervisor):
         # running when the agent exits or is killed.
         with os.fdopen(log_fd, "ab") as log_file, tap.opened(n["tap"] for n in spec.nics) as taps:
             process = subprocess.Popen(
-                qemu_argv.build(spec, self.accel, taps),
+                self.user.command(qemu_argv.build(spec, self.accel, taps)),
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=log_file,
                 start_new_session=True,
                 pass_fds=list(taps.values()),
-                **self.user.spawn_options(),
+                umask=self.user.UMASK,
             )
         self._reap_child(spec.uuid)
         self._children[spec.uuid] = process

@@ -1,9 +1,9 @@
 """The unprivileged user qemu runs as (`qemu_user`, docs/vm.md "Privileges").
 
-qemu is started with that user's credentials already in place (set between fork and exec),
-not with `-runas`: qemu 7.2 drops root with setuid() after it installed its seccomp filter, so
-`-runas` together with `-sandbox elevateprivileges=deny` dies of SIGSYS. This way qemu never
-holds root's rights at all, and the sandbox still refuses every set*id call.
+qemu is started with that user's credentials already in place (setpriv sets them, then execs
+qemu), not with `-runas`: qemu 7.2 drops root with setuid() after it installed its seccomp
+filter, so `-runas` together with `-sandbox elevateprivileges=deny` dies of SIGSYS. This way
+qemu never holds root's rights at all, and the sandbox still refuses every set*id call.
 
 What qemu opens by name must therefore be its user's: the VM's run dir (0700) and the VM's own
 disks (0600). That directory is then writable by qemu, and root still works in it (the config
@@ -18,11 +18,12 @@ import stat
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 
 @dataclass(frozen=True)
 class QemuUser:
+    UMASK = 0o077  # for qemu: what it creates (sockets, pidfile, serial log) is its user's alone
+
     name: str
     uid: int
     gid: int
@@ -40,20 +41,19 @@ class QemuUser:
         groups = tuple(os.getgrouplist(name, entry.pw_gid))
         return cls(name, entry.pw_uid, entry.pw_gid, groups)
 
-    def spawn_options(self) -> dict[str, Any]:
-        """subprocess.Popen arguments that run the child as this user: its own groups only
-        (the agent's are dropped), umask 077 so that what qemu creates is its user's alone."""
-        return {
-            "user": self.uid,
-            "group": self.gid,
-            "extra_groups": list(self.groups),
-            "umask": 0o077,
-        }
+    def command(self, argv: list[str]) -> list[str]:
+        """`argv` run as this user, with its own groups only (the agent's are dropped), by
+        setpriv (util-linux). Not Popen's user/group/extra_groups: with those Python forks
+        instead of vfork, and a fork of the multi-threaded agent runs gRPC's fork handlers in
+        the child, which abort it before it execs."""
+        groups = ",".join(str(group) for group in self.groups)
+        ids = [f"--reuid={self.uid}", f"--regid={self.gid}", f"--groups={groups}"]
+        return ["setpriv", *ids, "--", *argv]
 
     def can_enter(self, directory: Path) -> bool:
         """Whether this user may reach into `directory` (every directory above it searchable):
         asked of a process running as the user, the only exact answer (ACLs, groups)."""
-        check = subprocess.run(["test", "-x", str(directory)], check=False, **self.spawn_options())
+        check = subprocess.run(self.command(["test", "-x", str(directory)]), check=False)
         return check.returncode == 0
 
     def own_dir(self, directory: Path) -> None:
