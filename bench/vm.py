@@ -19,9 +19,8 @@ from typing import Any
 import requests
 
 from bench.util import LATENCY_HEADER, latency_row, machine, print_table, until
-from common.config import OPTIONS
 from common.imagestore import Disk, FileSource
-from ucloud_aio.cloud import AllInOne
+from ucloud_aio.cloud import QEMU_USER, AllInOne
 from ucloud_aio.console import wait_for_marker
 from ucloud_aio.guest import READY_MARKER, ensure_tiny_image
 from ucloud_aio.procs import free_port, pids_mentioning
@@ -128,7 +127,7 @@ def boots(bench: Bench, count: int) -> list[list[str]]:
 
 def accel() -> str:
     """The accelerator the cloud's VMs get (probed as the default `qemu_user`)."""
-    return accelerators.choose("auto", QemuUser.named(OPTIONS["qemu_user"].default))
+    return accelerators.choose("auto", QemuUser.named(QEMU_USER))
 
 
 def bare_boot() -> float:

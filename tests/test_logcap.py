@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from tests.test_qemu_argv import TAP_FDS, spec
+from ucloud_aio.cloud import QEMU_USER
 from ucloud_vm.drivers.qemu import logcap
 from ucloud_vm.drivers.qemu.argv import build
 from ucloud_vm.drivers.qemu.user import QemuUser
@@ -37,7 +38,7 @@ def test_qemu_appends_to_the_log() -> None:
 
 
 def test_a_log_of_qemus_user_stays_its_own(tmp_path: Path) -> None:
-    user = QemuUser.named("ucloud-qemu")
+    user = QemuUser.named(QEMU_USER)
     log = tmp_path / "serial.log"
     os.close(user.open_own(log, os.O_WRONLY | os.O_CREAT))
     log.write_bytes(b"x" * 5000)

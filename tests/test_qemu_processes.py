@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from common.poll import poll
+from ucloud_aio.cloud import QEMU_USER
 from ucloud_vm.drivers.qemu.argv import QEMU
 from ucloud_vm.drivers.qemu.driver import QemuDriver
 
@@ -34,7 +35,7 @@ def mimic(driver: QemuDriver, uid: int, gid: int) -> subprocess.Popen:
 def test_only_processes_of_the_qemu_user_are_vms(owner: str) -> None:
     run_dir = tempfile.mkdtemp(prefix="uq", dir="/tmp")  # short: socket paths must fit
     os.chmod(run_dir, 0o711)  # qemu's user must reach its VMs' run dirs
-    driver = QemuDriver(run_dir, accel="tcg")
+    driver = QemuDriver(run_dir, QEMU_USER, accel="tcg")
     ids = {"qemu_user": (driver.user.uid, driver.user.gid), "root": (0, 0)}
     process = mimic(driver, *ids.get(owner, (NOBODY, NOBODY)))
     ours = owner == "qemu_user"
@@ -54,6 +55,6 @@ def test_a_run_dir_qemu_cannot_reach_is_refused() -> None:
     run_dir = tempfile.mkdtemp(prefix="uq", dir="/tmp")  # 0700: root's alone
     try:
         with pytest.raises(ValueError, match="cannot enter"):
-            QemuDriver(run_dir, accel="tcg")
+            QemuDriver(run_dir, QEMU_USER, accel="tcg")
     finally:
         shutil.rmtree(run_dir)

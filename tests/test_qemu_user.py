@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from ucloud_aio.cloud import QEMU_USER
 from ucloud_vm.drivers.qemu.user import QemuUser
 
 
 @pytest.fixture
 def user() -> QemuUser:
-    return QemuUser.named("ucloud-qemu")
+    return QemuUser.named(QEMU_USER)
 
 
 def test_a_command_runs_with_the_users_ids_only(user: QemuUser) -> None:

@@ -48,9 +48,9 @@ class QemuDriver(Hypervisor):
     def __init__(
         self,
         run_dir: str,
+        user: str,
         accel: str = "auto",
         serial_log_max: int = 2 * 1024**2,
-        user: str = "ucloud-qemu",
     ) -> None:
         self.vm_root = Path(run_dir).absolute() / "vm"
         longest = self.vm_root / ("0" * 36) / "serial.sock"
@@ -76,9 +76,9 @@ class QemuDriver(Hypervisor):
     def from_config(cls, config: Any) -> "QemuDriver":
         return cls(
             config.run_dir,
+            config.qemu_user,
             accel=config.accel,
             serial_log_max=config.serial_log_max,
-            user=config.qemu_user,
         )
 
     def run_dir(self, uuid: str) -> Path:
@@ -259,8 +259,12 @@ class QemuDriver(Hypervisor):
     def attach_nic(self, uuid: str, nic: dict[str, str]) -> None:
         netdev, device = qemu_argv.nic_options(nic, nic["tap"])  # the descriptor's QMP name
         monitor = self._monitor(uuid)
-        with contextlib.suppress(HypervisorError):  # left over from a failed attempt
+        # Left over from a failed attempt: a backend, or a descriptor sent but not yet taken
+        # (either holds the tap, and a tap takes one opener: opening it again would fail).
+        with contextlib.suppress(HypervisorError):
             monitor.netdev_del(netdev["id"])
+        with contextlib.suppress(HypervisorError):
+            monitor.closefd(netdev["fd"])
         with tap.opened([nic["tap"]]) as taps:
             monitor.getfd(netdev["fd"], taps[nic["tap"]])
         monitor.netdev_add(**netdev)

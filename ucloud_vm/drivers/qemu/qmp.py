@@ -153,6 +153,10 @@ class Monitor:
 
         self._run("getfd", give())
 
+    def closefd(self, name: str) -> None:
+        """Close the descriptor kept as `name` (QMPError if there is none)."""
+        self.execute("closefd", fdname=name)
+
     def netdev_add(self, id: str, type: str, **options: Any) -> None:
         """Create a network backend (e.g. type "tap" with `ifname`); QMPError if `id` exists."""
         self.execute("netdev_add", id=id, type=type, **options)
