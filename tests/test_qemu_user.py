@@ -49,6 +49,8 @@ def test_links_are_refused(user: QemuUser, tmp_path: Path) -> None:
     assert host_file.stat().st_uid == 0 and host_file.stat().st_mode & 0o777 == 0o644
 
 
-def test_an_unknown_user_is_refused() -> None:
+def test_an_unknown_user_and_root_are_refused() -> None:
     with pytest.raises(ValueError, match=r"setup\.sh"):
         QemuUser.named("ucloud-no-such-user")
+    with pytest.raises(ValueError, match="unprivileged"):
+        QemuUser.named("root")

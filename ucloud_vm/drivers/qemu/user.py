@@ -31,13 +31,16 @@ class QemuUser:
 
     @classmethod
     def named(cls, name: str) -> "QemuUser":
-        """The system user `name`; ValueError if there is none (scripts/setup.sh makes it)."""
+        """The system user `name`; ValueError if there is none (scripts/setup.sh makes it) or
+        it is root (whose qemu would hold every right the user is there to take away)."""
         try:
             entry = pwd.getpwnam(name)
         except KeyError:
             raise ValueError(
                 f"qemu_user {name!r} does not exist (scripts/setup.sh creates it)"
             ) from None
+        if entry.pw_uid == 0:
+            raise ValueError(f"qemu_user {name!r} is root: qemu must run unprivileged")
         groups = tuple(os.getgrouplist(name, entry.pw_gid))
         return cls(name, entry.pw_uid, entry.pw_gid, groups)
 
