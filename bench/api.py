@@ -5,6 +5,7 @@ POST /v1/vm latency, GET /v1/vm with 10,000 VMs in etcd, authenticated GET throu
 """
 
 import argparse
+import os
 import subprocess
 import tempfile
 import time
@@ -48,6 +49,7 @@ def main() -> None:
     parser.add_argument("--vms", type=int, default=10_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ucloud-bench-") as tmp:
+        os.chmod(tmp, 0o711)  # qemu_user must reach the hosts' run dirs inside (docs/vm.md)
         cloud = AllInOne(
             Path(tmp) / "aio",
             api_port=free_port(),

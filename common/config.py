@@ -301,6 +301,13 @@ OPTIONS: dict[str, Option] = {
             "qemu accelerator; auto probes whether KVM really runs a guest, else TCG",
         ),
         Option(
+            "qemu_user",
+            "ucloud-qemu",
+            str,
+            "the system user qemu runs as (scripts/setup.sh creates it); its files are 0600 and"
+            " only processes of its uid count as VMs (docs/vm.md)",
+        ),
+        Option(
             "serial_log_max",
             "2MiB",
             parse_size,
@@ -422,6 +429,7 @@ class Config(dict[str, Any]):
     run_dir: str
     hypervisor: str
     accel: str
+    qemu_user: str
     serial_log_max: int
     config_drive: bool
     vm_stop_timeout: float

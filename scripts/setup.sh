@@ -67,6 +67,17 @@ if [ -n "${unused_system_slapd:-}" ] && /etc/init.d/slapd status >/dev/null 2>&1
     /etc/init.d/slapd stop
 fi
 
+# The unprivileged user qemu runs as (qemu_user's default; docs/vm.md "Privileges"), in the kvm
+# group where there is one (/dev/kvm is root:kvm 0660 under udev).
+QEMU_USER=ucloud-qemu
+if ! getent passwd "$QEMU_USER" >/dev/null; then
+    echo "setup: creating system user $QEMU_USER" >&2
+    useradd --system --no-create-home --shell /usr/sbin/nologin "$QEMU_USER"
+fi
+if getent group kvm >/dev/null && ! id -nG "$QEMU_USER" | grep -qw kvm; then
+    usermod -a -G kvm "$QEMU_USER"
+fi
+
 if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv" >&2
     /usr/bin/python3 -m venv .venv

@@ -108,7 +108,7 @@ def test_qemu_opens_the_spelled_out_chain_not_the_header(
         ["qemu-img", "rebase", "-q", "-u", "-f", "qcow2", "-b", str(decoy), "-F", "qcow2", overlay],
         check=True,
     )
-    argv = build(VMSpec(VM, 1, 64 * MiB, disks, str(tmp_path / "run")), "tcg")
+    argv = build(VMSpec(VM, 1, 64 * MiB, disks, str(tmp_path / "run")), "tcg", {})
     blockdevs = [arg for flag, arg in itertools.pairwise(argv) if flag == "-blockdev"]
     nodes = named_block_nodes(blockdevs)
     base, hdd = disks[0].backing.source.path, disks[1].source.path

@@ -52,6 +52,7 @@ HOST_AGENTS = ("host", "vm", "watchdog", "net", "ipam", "meta", "firewall")
 CEPH_DAEMONS = ("ceph-mon", "ceph-osd")  # with `ceph`, in start order
 CEPH_POOL = "ucloud"  # ucloud_aio.ceph.POOL (not imported: it needs rados)
 ADMIN = "admin"
+QEMU_USER = configuration.OPTIONS["qemu_user"].default  # scripts/setup.sh creates it
 
 
 def venv_script(name: str) -> str:
@@ -184,6 +185,9 @@ class AllInOne:
         API is healthy and every host is ALIVE."""
         for sub in ("pids", "logs", "images"):
             (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
+        # qemu runs as qemu_user and opens its VMs' files under here by name: searchable by
+        # every user, listable by root only.
+        self.state_dir.chmod(0o711)
         ports = self._ports()
         (self.state_dir / "lab.json").write_text(
             json.dumps({"hosts": self.hosts, "ceph": self.ceph})
@@ -365,6 +369,7 @@ class AllInOne:
                     "etcd_endpoints": f"[{self.fabric.gateway}]:{ports['etcd']}",
                     "hostname": host,
                     "run_dir": str(self.run_dir(host)),
+                    "qemu_user": QEMU_USER,
                     "underlay_address": self.fabric.address(self.host_index(host)),
                     "underlay_interface": "eth0",
                     **common,

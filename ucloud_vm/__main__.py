@@ -25,6 +25,7 @@ from ucloud_vm.agent import VMAgent
     "ceph_client_id",
     "hypervisor",
     "accel",
+    "qemu_user",
     "vm_stop_timeout",
     "config_drive",
     "serial_log_max",

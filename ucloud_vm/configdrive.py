@@ -47,7 +47,9 @@ def contents(vm: VM, data: VMData) -> dict[str, bytes]:
 
 def build(directory: Path, vm: VM, data: VMData) -> Path:
     """Write the drive into `directory` (under a temporary name, then renamed: a start never
-    finds half a drive); returns its path."""
+    finds half a drive); returns its path. The directory is the VM's run dir, which qemu's
+    user owns: the file is created anew, 0600, never through a link qemu may have left there
+    (the hypervisor driver then hands it to that user)."""
     iso = pycdlib.PyCdlib()
     # Rock Ridge and Joliet carry the lower-case long names cloud-init looks for.
     iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident=LABEL)
@@ -67,7 +69,10 @@ def build(directory: Path, vm: VM, data: VMData) -> Path:
         )  # fmt: skip
     target = directory / FILE
     partial = directory / f"{FILE}.part"
-    iso.write(str(partial))
+    partial.unlink(missing_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    with os.fdopen(os.open(partial, flags, 0o600), "wb") as output:
+        iso.write_fp(output)
     iso.close()
     os.replace(partial, target)
     return target
