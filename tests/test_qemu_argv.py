@@ -122,7 +122,7 @@ def test_a_raw_read_only_drive_has_no_backing_option() -> None:
 def test_an_rbd_disk_is_raw_over_an_rbd_node() -> None:
     """An RBD clone has its parent inside Ceph: one raw node over qemu's rbd driver, no chain."""
     disk = Disk("disk0", RbdSource("ucloud", f"vm-{UUID}-os", "/etc/ceph/ceph.conf"), "raw")
-    argv = build(spec(disks=[disk]), "tcg")
+    argv = build(spec(disks=[disk]), "tcg", TAP_FDS)
     assert argv.count("-blockdev") == 1
     assert json.loads(argv[argv.index("-blockdev") + 1]) == {
         "driver": "raw",
