@@ -186,7 +186,7 @@ def test_kill9_of_any_daemon_loses_nothing(cloud: AllInOne, user_env, daemon: st
 def test_admin_conf_and_down_leave_nothing() -> None:
     with running_cloud() as aio:
         conf = aio.admin_credentials()
-        assert set(conf) == {"api", "name", "realm", "seed"}
+        assert set(conf) == {"api", "name", "realm", "seed", "ca_file"}
         assert (aio.admin_conf.stat().st_mode & 0o777) == 0o600
         pids = [int(p.read_text()) for p in (aio.state_dir / "pids").iterdir()]
         aio.down()

@@ -31,8 +31,10 @@ api_port_option = click.option(
 )
 
 
-def _start(state_dir: Path, api_port: int, hosts: int | None = None) -> AllInOne:
-    cloud = AllInOne(state_dir, api_port, hosts=hosts)
+def _start(
+    state_dir: Path, api_port: int, hosts: int | None = None, tls: bool | None = None
+) -> AllInOne:
+    cloud = AllInOne(state_dir, api_port, hosts=hosts, tls=tls)
     click.echo(f"starting ucloud in {cloud.state_dir} ...", err=True)
     try:
         cloud.up()
@@ -44,6 +46,8 @@ def _start(state_dir: Path, api_port: int, hosts: int | None = None) -> AllInOne
         " image tiny"
     )
     click.echo(f"admin CLI config: {cloud.admin_conf}")
+    if cloud.ca_file:
+        click.echo(f"CA of the API and etcd (ca_file in the CLI config): {cloud.ca_file}")
     click.echo(f"  export UCLOUD_CONFIG={cloud.admin_conf}; ucloud-cli host list")
     return cloud
 
@@ -59,9 +63,21 @@ def _start(state_dir: Path, api_port: int, hosts: int | None = None) -> AllInOne
     default=None,
     help="a lab of N hosts (network namespaces host1..hostN on an IPv6 fabric)",
 )
-def up(state_dir: Path, api_port: int, detach: bool, demo: bool, hosts: int | None) -> None:
+@click.option(
+    "--tls/--no-tls",
+    default=None,
+    help="TLS for the API and etcd with a throwaway CA (default: on, or as the state dir was)",
+)
+def up(
+    state_dir: Path,
+    api_port: int,
+    detach: bool,
+    demo: bool,
+    hosts: int | None,
+    tls: bool | None,
+) -> None:
     """Bring up the cloud; without --detach, stay in the foreground until Ctrl-C."""
-    cloud = _start(state_dir, api_port, hosts)
+    cloud = _start(state_dir, api_port, hosts, tls)
     if demo:
         _demo(cloud)
     if detach:

@@ -9,6 +9,9 @@ each with its own ucloud-host and ucloud-vm and its own run dir under hosts/<nam
 one etcd and one image/disk store (shared_storage on). So a cloud never touches this machine's
 own network configuration, and `down` removes every link it made. `kill_host`, `cut_host` and
 `restore_host` inject a power cut or a partition and undo it (the lab of docs/aio.md).
+
+TLS everywhere unless `tls=False`: the first `up` makes a throwaway CA under tls/ (pki.py); the API
+serves HTTPS, etcd wants client certificates, and admin.conf names the CA (ca_file).
 """
 
 import json
@@ -29,7 +32,8 @@ from common.auth import create_local_user
 from common.errors import Conflict
 from common.poll import wait_until
 from common.store import Store, keys
-from ucloud_aio.etcd import EtcdServer
+from ucloud_aio import pki
+from ucloud_aio.etcd import EtcdServer, EtcdTls
 from ucloud_aio.guest import ensure_tiny_image
 from ucloud_aio.lab import TENANT_MTU, Fabric
 from ucloud_aio.procs import (
@@ -74,12 +78,16 @@ class AllInOne:
     settings: dict[str, str] = field(default_factory=dict)  # extra ucloud.conf keys
     register_tiny: bool = True  # build (once) and register the test guest as image `tiny`
     hosts: int | None = None  # hosts host1..hostN; None: as the state dir says, else 1
+    tls: bool | None = None  # TLS for the API and etcd; None: as the state dir says, else on
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir).absolute()
         lab_file = self.state_dir / "lab.json"
         if self.hosts is None:
             self.hosts = json.loads(lab_file.read_text())["hosts"] if lab_file.exists() else 1
+        if self.tls is None:
+            lab = json.loads(lab_file.read_text()) if lab_file.exists() else {}
+            self.tls = lab.get("tls", True)
         self.fabric = Fabric.for_state_dir(self.state_dir)
         self._children: dict[str, subprocess.Popen] = {}  # daemons started by this object
 
@@ -111,7 +119,49 @@ class AllInOne:
 
     @property
     def api_url(self) -> str:
-        return f"http://[::1]:{self.api_port}"
+        return f"{'https' if self.tls else 'http'}://[::1]:{self.api_port}"
+
+    # -- TLS (pki.py) ------------------------------------------------------------------------
+
+    @property
+    def pki(self) -> pki.Pki:
+        return pki.Pki(self.state_dir / "tls")
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA clients verify the API (and etcd) with; None without TLS."""
+        return self.pki.ca if self.tls else None
+
+    @property
+    def verify(self) -> str | bool:
+        """requests' `verify=` for the API: this cloud's CA (or the default, without TLS)."""
+        return str(self.ca_file) if self.ca_file else True
+
+    def _make_pki(self) -> None:
+        local = ["127.0.0.1", "::1", "localhost"]
+        pki.make(self.pki.directory, api_names=local, etcd_names=[*local, self.fabric.gateway])
+
+    def _tls_settings(self, api: bool) -> dict[str, str]:
+        """ucloud.conf keys: the etcd client certificate; the API's server pair for `api`."""
+        if not self.tls:
+            return {}
+        files = self.pki
+        values = {
+            "etcd_ca": str(files.ca),
+            "etcd_cert": str(files.client.cert),
+            "etcd_key": str(files.client.key),
+        }
+        if api:
+            values.update(api_tls_cert=str(files.api.cert), api_tls_key=str(files.api.key))
+        return values
+
+    def _etcd_tls(self) -> EtcdTls | None:
+        files = self.pki
+        return (
+            EtcdTls(files.ca, files.etcd.cert, files.etcd.key, files.client.cert, files.client.key)
+            if self.tls
+            else None
+        )
 
     def log_path(self, name: str) -> Path:
         return self.state_dir / "logs" / f"{name}.log"
@@ -170,12 +220,18 @@ class AllInOne:
         for sub in ("pids", "logs", "images"):
             (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
         ports = self._ports()
-        (self.state_dir / "lab.json").write_text(json.dumps({"hosts": self.hosts}))
+        (self.state_dir / "lab.json").write_text(json.dumps({"hosts": self.hosts, "tls": self.tls}))
         self.fabric.create(self.hosts)
+        if self.tls:
+            self._make_pki()
         self._write_confs(ports)
         extra = [self.fabric.gateway]
         etcd = EtcdServer(
-            self.state_dir / "etcd", ports["etcd"], str(self.log_path("etcd")), extra_hosts=extra
+            self.state_dir / "etcd",
+            ports["etcd"],
+            str(self.log_path("etcd")),
+            extra_hosts=extra,
+            tls=self._etcd_tls(),
         )
         if not self._running("etcd"):
             etcd.start()
@@ -307,6 +363,7 @@ class AllInOne:
                 "etcd_endpoints": f"127.0.0.1:{ports['etcd']}",
                 "api_bind": f"127.0.0.1:{self.api_port},[::1]:{self.api_port}",
                 **common,
+                **self._tls_settings(api=True),
             },
         )
         for host in self.host_names:
@@ -320,6 +377,7 @@ class AllInOne:
                     "underlay_address": self.fabric.address(self.host_index(host)),
                     "underlay_interface": "eth0",
                     **common,
+                    **self._tls_settings(api=False),
                 },
             )
 
@@ -345,6 +403,7 @@ class AllInOne:
         self.admin_conf.write_text(
             f"api = {self.api_url}\nname = {account['name']}\n"
             f"realm = {account['realm']}\nseed = {account['seed']}\n"
+            + (f"ca_file = {self.ca_file}\n" if self.ca_file else "")
         )
         os.chmod(self.admin_conf, 0o600)
 
@@ -361,7 +420,9 @@ class AllInOne:
 
     def _register_tiny(self) -> None:
         """The offline-built test guest as public image `tiny` (built once, then cached)."""
-        listing = requests.get(f"{self.api_url}/v1/image", headers=self.admin_headers(), timeout=30)
+        listing = requests.get(
+            f"{self.api_url}/v1/image", headers=self.admin_headers(), timeout=30, verify=self.verify
+        )
         listing.raise_for_status()
         if any(image["name"] == "tiny" for image in listing.json()):
             return
@@ -371,6 +432,7 @@ class AllInOne:
             headers=self.admin_headers(),
             json={"name": "tiny", "file": str(source)},
             timeout=120,
+            verify=self.verify,
         )
         if answer.status_code != 201:
             raise RuntimeError(f"registering image tiny failed: {answer.text}")
@@ -378,7 +440,7 @@ class AllInOne:
     def _api_healthy(self) -> bool:
         self._check_alive("ucloud-api")
         try:
-            return requests.get(f"{self.api_url}/healthz", timeout=1).ok
+            return requests.get(f"{self.api_url}/healthz", timeout=1, verify=self.verify).ok
         except requests.RequestException:
             return False
 

@@ -24,6 +24,7 @@ from common.config import Config
 from common.errors import Conflict, UcloudError, Unavailable
 from common.store.transaction import Transaction
 from common.store.txn import Compare, Op, Put, absent, encode, prefix_end
+from common.tls import EtcdClientTls, etcd_client_tls, etcd_failure_hint
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +119,14 @@ class TxnResult:
 
 
 class _Endpoint:
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, tls: EtcdClientTls | None = None) -> None:
         self.address = address
-        self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        if tls is None:
+            self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        else:
+            # The server certificate is checked against the host part of `address` (an IP
+            # literal against the certificate's IP SANs).
+            self.channel = grpc.secure_channel(address, tls.credentials(), options=CHANNEL_OPTIONS)
         self.kv = rpc_pb2_grpc.KVStub(self.channel)
         self.lease = rpc_pb2_grpc.LeaseStub(self.channel)
         self.watch = rpc_pb2_grpc.WatchStub(self.channel)
@@ -130,19 +136,32 @@ class Store:
     """Thread-safe etcd client; one per process (after any fork)."""
 
     def __init__(
-        self, endpoints: Sequence[str], timeout: float = 2.0, retry_deadline: float = 15.0
+        self,
+        endpoints: Sequence[str],
+        timeout: float = 2.0,
+        retry_deadline: float = 15.0,
+        tls: EtcdClientTls | None = None,
     ) -> None:
+        """`tls`: TLS (with a client certificate if it has one) to every endpoint; None: plain."""
         if not endpoints:
             raise ValueError("at least one etcd endpoint is needed")
-        self._endpoints = [_Endpoint(address) for address in endpoints]
+        self.tls = tls
+        self._endpoints = [_Endpoint(address, tls) for address in endpoints]
         self._current = 0
         self._lock = threading.Lock()
         self.timeout = timeout
         self.retry_deadline = retry_deadline
 
     @classmethod
-    def from_config(cls, config: Config) -> "Store":
-        return cls(config.etcd_endpoints, config.etcd_timeout, config.etcd_retry_deadline)
+    def from_config(cls, config: Config, retry_deadline: float | None = None) -> "Store":
+        """The store the config describes; a bad etcd_ca/etcd_cert/etcd_key is a ConfigError
+        naming the option (common/tls.py)."""
+        return cls(
+            config.etcd_endpoints,
+            config.etcd_timeout,
+            config.etcd_retry_deadline if retry_deadline is None else retry_deadline,
+            tls=etcd_client_tls(config),
+        )
 
     def close(self) -> None:
         for endpoint in self._endpoints:
@@ -182,7 +201,11 @@ class Store:
                     raise StoreError(f"etcd refused {what}: {error.details()}") from None
                 self.endpoint_failed(endpoint)
                 if time.monotonic() + delay > give_up:
-                    raise Unavailable(f"etcd unavailable ({what}): {error.details()}") from None
+                    details = error.details() or ""
+                    raise Unavailable(
+                        f"etcd unavailable ({what}): {details}"
+                        + etcd_failure_hint(details, self.tls)
+                    ) from None
                 log.debug("etcd %s: %s (%s); retrying", what, code.name, error.details())
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)
