@@ -134,6 +134,7 @@ def test_environment_credentials_win(cloud: AllInOne, user_env) -> None:
         "UCLOUD_NAME": conf["name"],
         "UCLOUD_REALM": conf["realm"],
         "UCLOUD_SEED": conf["seed"],
+        "UCLOUD_CA_FILE": conf["ca_file"],
     }
     assert cli(cloud, "vm", "list", "--json", env=env).returncode == 0
     wrong_seed = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
