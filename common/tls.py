@@ -8,6 +8,7 @@ status 2) instead of a traceback, or a failure on the first connection minutes l
 
 import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from common.errors import ConfigError
@@ -22,7 +23,7 @@ def read_pem(option: str, path: str, kind: str) -> bytes:
     """The file named by `option`, which must hold PEM text of `kind` (CERTIFICATE, PRIVATE
     KEY: any "BEGIN ... PRIVATE KEY" counts)."""
     try:
-        data = open(path, "rb").read()  # noqa: SIM115 - a one-shot read
+        data = Path(path).read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{option}: {path}: no such file") from None
     except PermissionError:

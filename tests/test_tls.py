@@ -315,3 +315,22 @@ def test_user_create_prints_api_and_ca(cloud: AllInOne, tmp_path: Path) -> None:
     conf = tmp_path / "tlsuser.conf"
     conf.write_text(created.stdout)
     assert cli(cloud, "vm", "list", conf=conf).returncode == 0
+
+
+def test_aio_switches_tls_only_after_down() -> None:
+    with running_cloud(register_tiny=False) as aio:
+        plain = AllInOne(aio.state_dir, api_port=aio.api_port, tls=False, register_tiny=False)
+        with pytest.raises(RuntimeError, match=r"runs with TLS on: `ucloud-aio down` first"):
+            plain.up()
+        aio.down()
+        plain.up()
+        creds = aio.admin_credentials()
+        assert creds["api"].startswith("http://") and "ca_file" not in creds
+        assert "etcd_ca" not in configuration.read_file(aio.conf_path)
+        assert AllInOne(aio.state_dir).tls is False  # remembered
+        assert requests.get(f"{plain.api_url}/healthz", timeout=10).ok
+        plain.down()
+        again = AllInOne(aio.state_dir, api_port=aio.api_port, tls=True, register_tiny=False)
+        again.up()  # the same CA again: the admin's config works as before
+        assert aio.admin_credentials()["ca_file"] == str(aio.pki.ca)
+        assert cli(again, "host", "list").returncode == 0

@@ -137,9 +137,31 @@ class AllInOne:
         """requests' `verify=` for the API: this cloud's CA (or the default, without TLS)."""
         return str(self.ca_file) if self.ca_file else True
 
-    def _make_pki(self) -> None:
-        local = ["127.0.0.1", "::1", "localhost"]
-        pki.make(self.pki.directory, api_names=local, etcd_names=[*local, self.fabric.gateway])
+    def _prepare_tls(self) -> None:
+        """The CA and certificates, made where missing. Switching TLS on or off takes a `down`
+        first: a running etcd keeps the scheme it was started with."""
+        lab_file = self.state_dir / "lab.json"
+        was = json.loads(lab_file.read_text()).get("tls", True) if lab_file.exists() else None
+        if was is not None and was != self.tls and self._running("etcd"):
+            raise RuntimeError(
+                f"this cloud runs with TLS {'on' if was else 'off'}: `ucloud-aio down` first"
+            )
+        if self.tls:
+            local = ["127.0.0.1", "::1", "localhost"]
+            pki.make(self.pki.directory, api_names=local, etcd_names=[*local, self.fabric.gateway])
+
+    def _refresh_client_confs(self) -> None:
+        """admin.conf and demo.conf name this cloud's API URL and CA as they are now (another
+        --api-port, TLS switched on or off), their credentials kept."""
+        for path in (self.admin_conf, self.state_dir / "demo.conf"):
+            if not path.exists():
+                continue
+            values = dict(line.split(" = ", 1) for line in path.read_text().splitlines())
+            values.pop("ca_file", None)
+            values["api"] = self.api_url
+            if self.ca_file:
+                values["ca_file"] = str(self.ca_file)
+            path.write_text("".join(f"{key} = {value}\n" for key, value in values.items()))
 
     def _tls_settings(self, api: bool) -> dict[str, str]:
         """ucloud.conf keys: the etcd client certificate; the API's server pair for `api`."""
@@ -220,10 +242,9 @@ class AllInOne:
         for sub in ("pids", "logs", "images"):
             (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
         ports = self._ports()
+        self._prepare_tls()
         (self.state_dir / "lab.json").write_text(json.dumps({"hosts": self.hosts, "tls": self.tls}))
         self.fabric.create(self.hosts)
-        if self.tls:
-            self._make_pki()
         self._write_confs(ports)
         extra = [self.fabric.gateway]
         etcd = EtcdServer(
@@ -243,6 +264,7 @@ class AllInOne:
         for daemon in starting:
             self._ensure_running(daemon)
         self._bootstrap_admin()
+        self._refresh_client_confs()
         wait_until(self._api_healthy, 30, f"ucloud-api on {self.api_url}")
         for host in self.host_names:
             if host not in killed:

@@ -30,7 +30,12 @@ def _unreachable(api: str, error: requests.RequestException, ca_file: str | None
             " it with --ca-file, UCLOUD_CA_FILE or ca_file in the CLI config."
             f" ({error})"
         )
-    return ApiUnreachable(f"cannot reach the API at {api}: {error}")
+    hint = ""
+    if isinstance(error, requests.exceptions.SSLError) and "WRONG_VERSION_NUMBER" in str(error):
+        hint = " (an https URL, but the API seems to serve plain HTTP)"
+    elif api.startswith("http://") and "RemoteDisconnected" in str(error):
+        hint = " (the API closed the connection: if it serves HTTPS, use an https URL)"
+    return ApiUnreachable(f"cannot reach the API at {api}: {error}{hint}")
 
 
 class ApiError(CliError):
