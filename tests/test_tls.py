@@ -12,6 +12,7 @@ import requests
 from common import config as configuration
 from common.errors import ConfigError, Unavailable
 from common.store import Store
+from common.store.client import canonical_address
 from common.tls import EtcdClientTls, api_server_tls, etcd_client_tls
 from tests.conftest import running_cloud
 from tests.daemons import write_conf
@@ -142,6 +143,13 @@ def test_daemon_refuses_missing_cert_at_start(
 # -- etcd over TLS with client certificates --------------------------------------------------
 
 
+def test_canonical_address() -> None:
+    assert canonical_address("[fd42:04dd::fe]:2379") == "[fd42:4dd::fe]:2379"
+    assert canonical_address("[fd42:0:0::1]:1") == "[fd42::1]:1"
+    for unchanged in ("127.0.0.1:2379", "[::1]:2379", "etcd1:2379", "[not-an-ip]:1"):
+        assert canonical_address(unchanged) == unchanged
+
+
 @pytest.fixture(scope="module")
 def tls_etcd(lab_pki: pki.Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EtcdServer]:
     base = tmp_path_factory.mktemp("tls-etcd")
@@ -175,10 +183,12 @@ def test_etcd_tls_with_client_certificate(lab_pki: pki.Pki, tls_etcd: EtcdServer
     try:
         store.put("/tls-test/one", {"over": "tls"})
         assert store.get("/tls-test/one").value == {"over": "tls"}
-        # the IPv6 endpoint too (its certificate names ::1)
-        v6 = Store([f"[::1]:{tls_etcd.client_port}"], tls=store.tls)
-        assert v6.get("/tls-test/one").value == {"over": "tls"}
-        v6.close()
+        # the IPv6 endpoint too (its certificate names ::1), however the address is spelled
+        # (gRPC compares the certificate's IP SANs as text: the store writes them canonically)
+        for spelling in ("::1", "0000:0::0001"):
+            v6 = Store([f"[{spelling}]:{tls_etcd.client_port}"], tls=store.tls)
+            assert v6.get("/tls-test/one").value == {"over": "tls"}
+            v6.close()
     finally:
         store.close()
 

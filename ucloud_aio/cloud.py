@@ -33,7 +33,7 @@ from common.errors import Conflict
 from common.poll import wait_until
 from common.store import Store, keys
 from ucloud_aio import pki
-from ucloud_aio.etcd import EtcdServer, EtcdTls
+from ucloud_aio.etcd import EtcdServer
 from ucloud_aio.guest import ensure_tiny_image
 from ucloud_aio.lab import TENANT_MTU, Fabric
 from ucloud_aio.procs import (
@@ -164,26 +164,7 @@ class AllInOne:
             path.write_text("".join(f"{key} = {value}\n" for key, value in values.items()))
 
     def _tls_settings(self, api: bool) -> dict[str, str]:
-        """ucloud.conf keys: the etcd client certificate; the API's server pair for `api`."""
-        if not self.tls:
-            return {}
-        files = self.pki
-        values = {
-            "etcd_ca": str(files.ca),
-            "etcd_cert": str(files.client.cert),
-            "etcd_key": str(files.client.key),
-        }
-        if api:
-            values.update(api_tls_cert=str(files.api.cert), api_tls_key=str(files.api.key))
-        return values
-
-    def _etcd_tls(self) -> EtcdTls | None:
-        files = self.pki
-        return (
-            EtcdTls(files.ca, files.etcd.cert, files.etcd.key, files.client.cert, files.client.key)
-            if self.tls
-            else None
-        )
+        return pki.conf_settings(self.pki, api) if self.tls else {}
 
     def log_path(self, name: str) -> Path:
         return self.state_dir / "logs" / f"{name}.log"
@@ -252,7 +233,7 @@ class AllInOne:
             ports["etcd"],
             str(self.log_path("etcd")),
             extra_hosts=extra,
-            tls=self._etcd_tls(),
+            tls=pki.etcd_server_tls(self.pki) if self.tls else None,
         )
         if not self._running("etcd"):
             etcd.start()
@@ -268,7 +249,7 @@ class AllInOne:
         wait_until(self._api_healthy, 30, f"ucloud-api on {self.api_url}")
         for host in self.host_names:
             if host not in killed:
-                wait_until(lambda h=host: self._host_alive(h), 30, f"host {host} to be ALIVE")
+                self._wait_host_alive(host)
         if self.register_tiny:
             self._register_tiny()
         for daemon in starting:
@@ -333,7 +314,7 @@ class AllInOne:
             (self.host_dir(name) / marker).unlink(missing_ok=True)
         for daemon in self.host_daemons(name, self._ports()):
             self._ensure_running(daemon)
-        wait_until(lambda: self._host_alive(name), 30, f"host {name} to be ALIVE")
+        self._wait_host_alive(name)
 
     def status(self) -> dict[str, bool]:
         return {
@@ -425,7 +406,6 @@ class AllInOne:
         self.admin_conf.write_text(
             f"api = {self.api_url}\nname = {account['name']}\n"
             f"realm = {account['realm']}\nseed = {account['seed']}\n"
-            + (f"ca_file = {self.ca_file}\n" if self.ca_file else "")
         )
         os.chmod(self.admin_conf, 0o600)
 
@@ -473,6 +453,15 @@ class AllInOne:
             return store.get(keys.alive(host)) is not None
         finally:
             store.close()
+
+    def _wait_host_alive(self, host: str) -> None:
+        try:
+            wait_until(lambda: self._host_alive(host), 30, f"host {host} to be ALIVE")
+        except TimeoutError as error:
+            name = self.host_daemons(host, self._ports())[0].name
+            path = self.log_path(name)
+            tail = path.read_text()[-2000:] if path.exists() else ""
+            raise TimeoutError(f"{error}; the end of {name}'s log:\n{tail}") from None
 
     def _check_alive(self, name: str) -> None:
         if not self._running(name):

@@ -19,6 +19,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from ucloud_aio.etcd import EtcdTls
+
 CURVE = "prime256v1"  # NIST P-256
 CA_DAYS = 3650
 LEAF_DAYS = 825
@@ -182,3 +184,20 @@ def make(directory: str | Path, api_names: list[str], etcd_names: list[str]) -> 
     for path in pki.directory.iterdir():
         os.chmod(path, 0o600 if path.suffix == ".key" else 0o644)
     return pki
+
+
+def conf_settings(pki: Pki, api: bool) -> dict[str, str]:
+    """ucloud.conf keys: etcd's CA and the daemons' client certificate; for `api`, also the
+    API's server certificate."""
+    values = {
+        "etcd_ca": str(pki.ca),
+        "etcd_cert": str(pki.client.cert),
+        "etcd_key": str(pki.client.key),
+    }
+    if api:
+        values.update(api_tls_cert=str(pki.api.cert), api_tls_key=str(pki.api.key))
+    return values
+
+
+def etcd_server_tls(pki: Pki) -> EtcdTls:
+    return EtcdTls(pki.ca, pki.etcd.cert, pki.etcd.key, pki.client.cert, pki.client.key)

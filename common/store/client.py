@@ -8,6 +8,7 @@ a retry is either harmless or reported as a conflict.
 """
 
 import builtins
+import ipaddress
 import logging
 import random
 import threading
@@ -118,9 +119,23 @@ class TxnResult:
     revision: int
 
 
+def canonical_address(address: str) -> str:
+    """host:port with an IPv6 literal in its canonical text form ([fd42:04dd::fe]:2379 ->
+    [fd42:4dd::fe]:2379): gRPC matches the host part of the target against the server
+    certificate's IP SANs as text, so another spelling of the same address would fail TLS."""
+    if not address.startswith("["):
+        return address
+    host, separator, port = address[1:].partition("]")
+    try:
+        return f"[{ipaddress.IPv6Address(host).compressed}]{port}" if separator else address
+    except ValueError:
+        return address
+
+
 class _Endpoint:
     def __init__(self, address: str, tls: EtcdClientTls | None = None) -> None:
         self.address = address
+        address = canonical_address(address)
         if tls is None:
             self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
         else:
