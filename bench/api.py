@@ -7,6 +7,7 @@ Over HTTPS with ucloud-aio's CA, as a cloud runs by default; --no-tls measures p
 """
 
 import argparse
+import os
 import subprocess
 import tempfile
 import time
@@ -51,6 +52,7 @@ def main() -> None:
     parser.add_argument("--no-tls", dest="tls", action="store_false", help="plain HTTP API")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ucloud-bench-") as tmp:
+        os.chmod(tmp, 0o711)  # qemu_user must reach the hosts' run dirs inside (docs/vm.md)
         cloud = AllInOne(
             Path(tmp) / "aio",
             api_port=free_port(),

@@ -32,9 +32,13 @@ api_port_option = click.option(
 
 
 def _start(
-    state_dir: Path, api_port: int, hosts: int | None = None, tls: bool | None = None
+    state_dir: Path,
+    api_port: int,
+    hosts: int | None = None,
+    ceph: bool | None = None,
+    tls: bool | None = None,
 ) -> AllInOne:
-    cloud = AllInOne(state_dir, api_port, hosts=hosts, tls=tls)
+    cloud = AllInOne(state_dir, api_port, hosts=hosts, ceph=ceph, tls=tls)
     click.echo(f"starting ucloud in {cloud.state_dir} ...", err=True)
     try:
         cloud.up()
@@ -43,7 +47,7 @@ def _start(
         raise click.ClickException(str(error)) from None
     click.echo(
         f"ucloud is up: API {cloud.api_url}, host(s) {', '.join(cloud.host_names)} ALIVE,"
-        " image tiny"
+        " image tiny" + (f" (Ceph RBD, {cloud.ceph_dir / 'ceph.conf'})" if cloud.ceph else "")
     )
     click.echo(f"admin CLI config: {cloud.admin_conf}")
     if cloud.ca_file:
@@ -64,6 +68,11 @@ def _start(
     help="a lab of N hosts (network namespaces host1..hostN on an IPv6 fabric)",
 )
 @click.option(
+    "--ceph",
+    is_flag=True,
+    help="images and disks in a single-node Ceph (RBD, memory only) instead of files",
+)
+@click.option(
     "--tls/--no-tls",
     default=None,
     help="TLS for the API and etcd with a throwaway CA (default: on, or as the state dir was)",
@@ -74,10 +83,12 @@ def up(
     detach: bool,
     demo: bool,
     hosts: int | None,
+    ceph: bool,
     tls: bool | None,
 ) -> None:
     """Bring up the cloud; without --detach, stay in the foreground until Ctrl-C."""
-    cloud = _start(state_dir, api_port, hosts, tls)
+    # ceph None: as the state dir says
+    cloud = _start(state_dir, api_port, hosts, ceph or None, tls)
     if demo:
         _demo(cloud)
     if detach:

@@ -73,6 +73,9 @@ def _ssl_context(conf: Any, default_factory: Any) -> ssl.SSLContext:
     "admin_realm",
     "image_store",
     "image_dir",
+    "rbd_pool",
+    "ceph_conf",
+    "ceph_client_id",
     "log_level",
 )
 @click.option(
