@@ -1,7 +1,9 @@
 """API benchmarks through gunicorn over real HTTP, on an all-in-one cloud:
 POST /v1/vm latency, GET /v1/vm with 10,000 VMs in etcd, authenticated GET throughput (wrk).
 
-    .venv/bin/python -m bench.api [--workers N] [--vms 10000]
+    .venv/bin/python -m bench.api [--workers N] [--vms 10000] [--no-tls]
+
+Over HTTPS with ucloud-aio's CA, as a cloud runs by default; --no-tls measures plain HTTP.
 """
 
 import argparse
@@ -47,12 +49,14 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--vms", type=int, default=10_000)
+    parser.add_argument("--no-tls", dest="tls", action="store_false", help="plain HTTP API")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ucloud-bench-") as tmp:
         os.chmod(tmp, 0o711)  # qemu_user must reach the hosts' run dirs inside (docs/vm.md)
         cloud = AllInOne(
             Path(tmp) / "aio",
             api_port=free_port(),
+            tls=args.tls,
             settings={
                 "host_cpu": "1000000",
                 "host_ram": "1000TiB",
@@ -78,6 +82,8 @@ def run(cloud: AllInOne, args: argparse.Namespace) -> None:
     admin = credentials(cloud.admin_conf)
     api = cloud.api_url
     http = requests.Session()
+    http.verify = cloud.verify
+    http.trust_env = False  # else REQUESTS_CA_BUNDLE overrides verify (nor is a proxy wanted)
     # The API is measured, not qemu: the only host is drained, so the VMs posted stay PENDING
     # instead of booting (ucloud-aio registered the image tiny).
     http.post(f"{api}/v1/host/host1/drain", headers=headers(admin)).raise_for_status()
@@ -125,6 +131,7 @@ def run(cloud: AllInOne, args: argparse.Namespace) -> None:
     print(f"# API benchmark, {time.strftime('%Y-%m-%d')}, {machine()}")
     print(
         f"gunicorn gthread workers: {args.workers} x {args.threads} threads;"
+        f" {'HTTPS (TLS)' if cloud.tls else 'plain HTTP'};"
         f" VMs in etcd for the GETs: {total}\n"
     )
     print_table(

@@ -43,6 +43,8 @@ class Bench:
     def __init__(self, cloud: AllInOne) -> None:
         self.cloud = cloud
         self.http = requests.Session()
+        self.http.verify = cloud.verify
+        self.http.trust_env = False  # else REQUESTS_CA_BUNDLE overrides verify; no proxy either
 
     def create(self, name: str) -> tuple[str, float]:
         started = time.monotonic()

@@ -94,6 +94,20 @@ OPTIONS: dict[str, Option] = {
             float,
             "seconds a store call retries across endpoints before it reports etcd unavailable",
         ),
+        Option(
+            "etcd_ca",
+            "",
+            str,
+            "PEM file of the CA(s) etcd's server certificate must chain to; setting it (or"
+            " etcd_cert) makes the daemons talk TLS to etcd (docs/tls.md); all empty: plain gRPC",
+        ),
+        Option(
+            "etcd_cert",
+            "",
+            str,
+            "PEM client certificate the daemons show etcd (etcd --client-cert-auth); with etcd_key",
+        ),
+        Option("etcd_key", "", str, "PEM private key of etcd_cert (a secret: keep it mode 0600)"),
         Option("log_level", "INFO", str.upper, "DEBUG, INFO, WARNING or ERROR"),
         Option(
             "metrics_port",
@@ -108,6 +122,14 @@ OPTIONS: dict[str, Option] = {
             str,
             "address:port pairs ucloud-api listens on, comma-separated",
         ),
+        Option(
+            "api_tls_cert",
+            "",
+            str,
+            "PEM certificate (chain) ucloud-api serves HTTPS with; empty: plain HTTP, only for"
+            " development or behind a TLS-terminating proxy on the same machine (docs/tls.md)",
+        ),
+        Option("api_tls_key", "", str, "PEM private key of api_tls_cert (keep it mode 0600)"),
         Option(
             "api_workers", "2", int, "gunicorn worker processes of ucloud-api (about one per core)"
         ),
@@ -370,9 +392,14 @@ class Config(dict[str, Any]):
     etcd_endpoints: list[str]
     etcd_timeout: float
     etcd_retry_deadline: float
+    etcd_ca: str
+    etcd_cert: str
+    etcd_key: str
     log_level: str
     metrics_port: int | None
     api_bind: str
+    api_tls_cert: str
+    api_tls_key: str
     api_workers: int
     api_threads: int
     api_max_body: int

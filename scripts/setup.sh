@@ -25,6 +25,8 @@ APT_PACKAGES=(
     mmdebstrap e2fsprogs openssh-client
     # users and ssh keys from LDAP: python-ldap's build deps; slapd for the tests' throwaway one
     libldap2-dev libsasl2-dev gcc slapd ldap-utils
+    # ucloud-aio's throwaway CA (ucloud_aio/pki.py)
+    openssl
     # handy for debugging serial consoles and sockets
     socat
     # load generators for bench/: HTTP, TCP

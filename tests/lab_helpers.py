@@ -35,7 +35,12 @@ class Client:
 
     def call(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
         answer = requests.request(
-            method, self.cloud.api_url + path, json=body, headers=self.headers(), timeout=30
+            method,
+            self.cloud.api_url + path,
+            json=body,
+            headers=self.headers(),
+            timeout=30,
+            verify=self.cloud.verify,
         )
         assert answer.status_code == expect, answer.text
         return answer.json()
@@ -53,7 +58,10 @@ class Client:
 
     def vm(self, uuid: str) -> dict[str, Any] | None:
         answer = requests.get(
-            f"{self.cloud.api_url}/v1/vm/{uuid}", headers=self.headers(), timeout=30
+            f"{self.cloud.api_url}/v1/vm/{uuid}",
+            headers=self.headers(),
+            timeout=30,
+            verify=self.cloud.verify,
         )
         return None if answer.status_code == 404 else answer.json()
 
@@ -85,7 +93,10 @@ class Client:
     def delete_all(self) -> None:
         for vm in self.call("GET", "/v1/vm"):
             requests.delete(
-                f"{self.cloud.api_url}/v1/vm/{vm['uuid']}", headers=self.headers(), timeout=30
+                f"{self.cloud.api_url}/v1/vm/{vm['uuid']}",
+                headers=self.headers(),
+                timeout=30,
+                verify=self.cloud.verify,
             )
         eventually(lambda: self.call("GET", "/v1/vm") == [], timeout=60)
 

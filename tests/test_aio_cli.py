@@ -134,6 +134,7 @@ def test_environment_credentials_win(cloud: AllInOne, user_env) -> None:
         "UCLOUD_NAME": conf["name"],
         "UCLOUD_REALM": conf["realm"],
         "UCLOUD_SEED": conf["seed"],
+        "UCLOUD_CA_FILE": conf["ca_file"],
     }
     assert cli(cloud, "vm", "list", "--json", env=env).returncode == 0
     wrong_seed = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
@@ -186,7 +187,7 @@ def test_kill9_of_any_daemon_loses_nothing(cloud: AllInOne, user_env, daemon: st
 def test_admin_conf_and_down_leave_nothing() -> None:
     with running_cloud() as aio:
         conf = aio.admin_credentials()
-        assert set(conf) == {"api", "name", "realm", "seed"}
+        assert set(conf) == {"api", "name", "realm", "seed", "ca_file"}
         assert (aio.admin_conf.stat().st_mode & 0o777) == 0o600
         pids = [int(p.read_text()) for p in (aio.state_dir / "pids").iterdir()]
         aio.down()

@@ -32,9 +32,13 @@ api_port_option = click.option(
 
 
 def _start(
-    state_dir: Path, api_port: int, hosts: int | None = None, ceph: bool | None = None
+    state_dir: Path,
+    api_port: int,
+    hosts: int | None = None,
+    ceph: bool | None = None,
+    tls: bool | None = None,
 ) -> AllInOne:
-    cloud = AllInOne(state_dir, api_port, hosts=hosts, ceph=ceph)
+    cloud = AllInOne(state_dir, api_port, hosts=hosts, ceph=ceph, tls=tls)
     click.echo(f"starting ucloud in {cloud.state_dir} ...", err=True)
     try:
         cloud.up()
@@ -46,6 +50,8 @@ def _start(
         " image tiny" + (f" (Ceph RBD, {cloud.ceph_dir / 'ceph.conf'})" if cloud.ceph else "")
     )
     click.echo(f"admin CLI config: {cloud.admin_conf}")
+    if cloud.ca_file:
+        click.echo(f"CA of the API and etcd (ca_file in the CLI config): {cloud.ca_file}")
     click.echo(f"  export UCLOUD_CONFIG={cloud.admin_conf}; ucloud-cli host list")
     return cloud
 
@@ -66,11 +72,23 @@ def _start(
     is_flag=True,
     help="images and disks in a single-node Ceph (RBD, memory only) instead of files",
 )
+@click.option(
+    "--tls/--no-tls",
+    default=None,
+    help="TLS for the API and etcd with a throwaway CA (default: on, or as the state dir was)",
+)
 def up(
-    state_dir: Path, api_port: int, detach: bool, demo: bool, hosts: int | None, ceph: bool
+    state_dir: Path,
+    api_port: int,
+    detach: bool,
+    demo: bool,
+    hosts: int | None,
+    ceph: bool,
+    tls: bool | None,
 ) -> None:
     """Bring up the cloud; without --detach, stay in the foreground until Ctrl-C."""
-    cloud = _start(state_dir, api_port, hosts, ceph or None)  # None: as the state dir says
+    # ceph None: as the state dir says
+    cloud = _start(state_dir, api_port, hosts, ceph or None, tls)
     if demo:
         _demo(cloud)
     if detach:

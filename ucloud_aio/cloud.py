@@ -11,6 +11,9 @@ single-node Ceph (ucloud_aio/ceph.py, on the fabric) whose RBD pool holds images
 (image_store = rbd). So a cloud never touches this machine's
 own network configuration, and `down` removes every link it made. `kill_host`, `cut_host` and
 `restore_host` inject a power cut or a partition and undo it (the lab of docs/aio.md).
+
+TLS everywhere unless `tls=False`: the first `up` makes a throwaway CA under tls/ (pki.py); the API
+serves HTTPS, etcd wants client certificates, and admin.conf names the CA (ca_file).
 """
 
 import json
@@ -32,6 +35,7 @@ from common.auth import create_local_user
 from common.errors import Conflict
 from common.poll import wait_until
 from common.store import Store, keys
+from ucloud_aio import pki
 from ucloud_aio.etcd import EtcdServer
 from ucloud_aio.guest import ensure_tiny_image
 from ucloud_aio.lab import TENANT_MTU, Fabric
@@ -81,6 +85,7 @@ class AllInOne:
     register_tiny: bool = True  # build (once) and register the test guest as image `tiny`
     hosts: int | None = None  # hosts host1..hostN; None: as the state dir says, else 1
     ceph: bool | None = None  # image_store = rbd on a Ceph of the lab; None: as the state dir says
+    tls: bool | None = None  # TLS for the API and etcd; None: as the state dir says, else on
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir).absolute()
@@ -90,6 +95,8 @@ class AllInOne:
             self.hosts = lab.get("hosts", 1)
         if self.ceph is None:
             self.ceph = lab.get("ceph", False)
+        if self.tls is None:
+            self.tls = lab.get("tls", True)
         self.fabric = Fabric.for_state_dir(self.state_dir)
         self._children: dict[str, subprocess.Popen] = {}  # daemons started by this object
 
@@ -121,7 +128,52 @@ class AllInOne:
 
     @property
     def api_url(self) -> str:
-        return f"http://[::1]:{self.api_port}"
+        return f"{'https' if self.tls else 'http'}://[::1]:{self.api_port}"
+
+    # -- TLS (pki.py) ------------------------------------------------------------------------
+
+    @property
+    def pki(self) -> pki.Pki:
+        return pki.Pki(self.state_dir / "tls")
+
+    @property
+    def ca_file(self) -> Path | None:
+        """The CA clients verify the API (and etcd) with; None without TLS."""
+        return self.pki.ca if self.tls else None
+
+    @property
+    def verify(self) -> str | bool:
+        """requests' `verify=` for the API: this cloud's CA (or the default, without TLS)."""
+        return str(self.ca_file) if self.ca_file else True
+
+    def _prepare_tls(self) -> None:
+        """The CA and certificates, made where missing. Switching TLS on or off takes a `down`
+        first: a running etcd keeps the scheme it was started with."""
+        lab_file = self.state_dir / "lab.json"
+        was = json.loads(lab_file.read_text()).get("tls", True) if lab_file.exists() else None
+        if was is not None and was != self.tls and self._running("etcd"):
+            raise RuntimeError(
+                f"this cloud runs with TLS {'on' if was else 'off'}: `ucloud-aio down` first"
+            )
+        if self.tls:
+            local = ["127.0.0.1", "::1", "localhost"]
+            pki.make(self.pki.directory, api_names=local, etcd_names=[*local, self.fabric.gateway])
+
+    def _refresh_client_confs(self) -> None:
+        """admin.conf and demo.conf name this cloud's API URL and CA as they are now (another
+        --api-port, TLS switched on or off), their credentials kept."""
+        for path in (self.admin_conf, self.state_dir / "demo.conf"):
+            if not path.exists():
+                continue
+            values = dict(line.split(" = ", 1) for line in path.read_text().splitlines())
+            values.pop("ca_file", None)
+            values["api"] = self.api_url
+            if self.ca_file:
+                values["ca_file"] = str(self.ca_file)
+            path.write_text("".join(f"{key} = {value}\n" for key, value in values.items()))
+
+    def _tls_settings(self, api: bool) -> dict[str, str]:
+        return pki.conf_settings(self.pki, api) if self.tls else {}
 
     def log_path(self, name: str) -> Path:
         return self.state_dir / "logs" / f"{name}.log"
@@ -189,8 +241,9 @@ class AllInOne:
         # every user, listable by root only.
         self.state_dir.chmod(0o711)
         ports = self._ports()
+        self._prepare_tls()
         (self.state_dir / "lab.json").write_text(
-            json.dumps({"hosts": self.hosts, "ceph": self.ceph})
+            json.dumps({"hosts": self.hosts, "ceph": self.ceph, "tls": self.tls})
         )
         self.fabric.create(self.hosts)
         if self.ceph:
@@ -198,7 +251,11 @@ class AllInOne:
         self._write_confs(ports)
         extra = [self.fabric.gateway]
         etcd = EtcdServer(
-            self.state_dir / "etcd", ports["etcd"], str(self.log_path("etcd")), extra_hosts=extra
+            self.state_dir / "etcd",
+            ports["etcd"],
+            str(self.log_path("etcd")),
+            extra_hosts=extra,
+            tls=pki.etcd_server_tls(self.pki) if self.tls else None,
         )
         if not self._running("etcd"):
             etcd.start()
@@ -210,10 +267,11 @@ class AllInOne:
         for daemon in starting:
             self._ensure_running(daemon)
         self._bootstrap_admin()
+        self._refresh_client_confs()
         wait_until(self._api_healthy, 30, f"ucloud-api on {self.api_url}")
         for host in self.host_names:
             if host not in killed:
-                wait_until(lambda h=host: self._host_alive(h), 30, f"host {host} to be ALIVE")
+                self._wait_host_alive(host)
         if self.register_tiny:
             self._register_tiny()
         for daemon in starting:
@@ -297,7 +355,7 @@ class AllInOne:
             (self.host_dir(name) / marker).unlink(missing_ok=True)
         for daemon in self.host_daemons(name, self._ports()):
             self._ensure_running(daemon)
-        wait_until(lambda: self._host_alive(name), 30, f"host {name} to be ALIVE")
+        self._wait_host_alive(name)
 
     def status(self) -> dict[str, bool]:
         return {
@@ -359,6 +417,7 @@ class AllInOne:
                 "etcd_endpoints": f"127.0.0.1:{ports['etcd']}",
                 "api_bind": f"127.0.0.1:{self.api_port},[::1]:{self.api_port}",
                 **common,
+                **self._tls_settings(api=True),
             },
         )
         for host in self.host_names:
@@ -373,6 +432,7 @@ class AllInOne:
                     "underlay_address": self.fabric.address(self.host_index(host)),
                     "underlay_interface": "eth0",
                     **common,
+                    **self._tls_settings(api=False),
                 },
             )
 
@@ -414,7 +474,9 @@ class AllInOne:
 
     def _register_tiny(self) -> None:
         """The offline-built test guest as public image `tiny` (built once, then cached)."""
-        listing = requests.get(f"{self.api_url}/v1/image", headers=self.admin_headers(), timeout=30)
+        listing = requests.get(
+            f"{self.api_url}/v1/image", headers=self.admin_headers(), timeout=30, verify=self.verify
+        )
         listing.raise_for_status()
         if any(image["name"] == "tiny" for image in listing.json()):
             return
@@ -424,6 +486,7 @@ class AllInOne:
             headers=self.admin_headers(),
             json={"name": "tiny", "file": str(source)},
             timeout=120,
+            verify=self.verify,
         )
         if answer.status_code != 201:
             raise RuntimeError(f"registering image tiny failed: {answer.text}")
@@ -431,7 +494,7 @@ class AllInOne:
     def _api_healthy(self) -> bool:
         self._check_alive("ucloud-api")
         try:
-            return requests.get(f"{self.api_url}/healthz", timeout=1).ok
+            return requests.get(f"{self.api_url}/healthz", timeout=1, verify=self.verify).ok
         except requests.RequestException:
             return False
 
@@ -442,6 +505,15 @@ class AllInOne:
             return store.get(keys.alive(host)) is not None
         finally:
             store.close()
+
+    def _wait_host_alive(self, host: str) -> None:
+        try:
+            wait_until(lambda: self._host_alive(host), 30, f"host {host} to be ALIVE")
+        except TimeoutError as error:
+            name = self.host_daemons(host, self._ports())[0].name
+            path = self.log_path(name)
+            tail = path.read_text()[-2000:] if path.exists() else ""
+            raise TimeoutError(f"{error}; the end of {name}'s log:\n{tail}") from None
 
     def _check_alive(self, name: str) -> None:
         if not self._running(name):

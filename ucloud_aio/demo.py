@@ -22,12 +22,14 @@ def run_demo(cloud: AllInOne, boot_timeout: float = 120.0) -> dict[str, Any]:
             headers=cloud.admin_headers(),
             json={"name": DEMO, "realm": "users"},
             timeout=30,
+            verify=cloud.verify,
         )
         if answer.status_code != 201:
             raise RuntimeError(f"creating user demo failed: {answer.text}")
         account = answer.json()
         conf.write_text(
             f"api = {cloud.api_url}\nname = {DEMO}\nrealm = users\nseed = {account['seed']}\n"
+            + (f"ca_file = {cloud.ca_file}\n" if cloud.ca_file else "")
         )
         conf.chmod(0o600)
     creds = dict(line.split(" = ", 1) for line in conf.read_text().splitlines())
@@ -39,7 +41,12 @@ def run_demo(cloud: AllInOne, boot_timeout: float = 120.0) -> dict[str, Any]:
             "X-Ucloud-Token": pyotp.TOTP(creds["seed"]).now(),
         }
         return requests.request(
-            method, cloud.api_url + path, json=body, headers=headers, timeout=30
+            method,
+            cloud.api_url + path,
+            json=body,
+            headers=headers,
+            timeout=30,
+            verify=cloud.verify,
         )
 
     existing = [vm for vm in call("GET", "/v1/vm").json() if vm["name"] == DEMO]

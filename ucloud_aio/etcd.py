@@ -1,13 +1,27 @@
-"""A throwaway etcd server on free loopback ports (all-in-one cloud and test fixtures)."""
+"""A throwaway etcd server on free loopback ports (all-in-one cloud and test fixtures); with
+`tls`, it serves clients and peers over TLS only and wants a client certificate from its CA."""
 
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import requests
 
 from common.poll import wait_until
 from ucloud_aio.procs import free_port, kill_process, spawn, stop_process
+
+
+@dataclass(frozen=True)
+class EtcdTls:
+    """PEM files: the CA that signed everything, etcd's own certificate (server and peer; its
+    SANs name the addresses clients use) and a client certificate for the health check."""
+
+    ca: Path
+    cert: Path
+    key: Path
+    client_cert: Path
+    client_key: Path
 
 
 class EtcdServer:
@@ -17,8 +31,10 @@ class EtcdServer:
         client_port: int = 0,
         log_path: str | None = None,
         extra_hosts: list[str] | None = None,
+        tls: EtcdTls | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
+        self.tls = tls
         self.client_port = client_port or free_port()
         self.extra_hosts = extra_hosts or []  # more addresses to serve clients on (a lab fabric)
 
@@ -30,12 +46,27 @@ class EtcdServer:
     def endpoint(self) -> str:
         return f"127.0.0.1:{self.client_port}"
 
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls else "http"
+
+    def tls_argv(self) -> list[str]:
+        if self.tls is None:
+            return []
+        tls = self.tls
+        return [
+            *("--cert-file", str(tls.cert), "--key-file", str(tls.key)),
+            *("--trusted-ca-file", str(tls.ca), "--client-cert-auth"),
+            *("--peer-cert-file", str(tls.cert), "--peer-key-file", str(tls.key)),
+            *("--peer-trusted-ca-file", str(tls.ca), "--peer-client-cert-auth"),
+        ]
+
     def argv(self) -> list[str]:
         client = ",".join(
-            f"http://{host}:{self.client_port}"
+            f"{self.scheme}://{host}:{self.client_port}"
             for host in ["127.0.0.1", *(f"[{h}]" for h in self.extra_hosts)]
         )
-        peer = f"http://127.0.0.1:{self.peer_port}"
+        peer = f"{self.scheme}://127.0.0.1:{self.peer_port}"
         return [
             "etcd",
             "--name",
@@ -56,6 +87,7 @@ class EtcdServer:
             "warn",
             "--logger",
             "zap",
+            *self.tls_argv(),
         ]
 
     def start(self, timeout: float = 20.0) -> "EtcdServer":
@@ -69,7 +101,15 @@ class EtcdServer:
         if self.process is not None and self.process.poll() is not None:
             raise RuntimeError(f"etcd exited with status {self.process.returncode}")
         try:
-            answer = requests.get(f"http://{self.endpoint}/health", timeout=1)
+            if self.tls is None:
+                answer = requests.get(f"http://{self.endpoint}/health", timeout=1)
+            else:
+                answer = requests.get(
+                    f"https://{self.endpoint}/health",
+                    timeout=1,
+                    verify=str(self.tls.ca),
+                    cert=(str(self.tls.client_cert), str(self.tls.client_key)),
+                )
             return answer.ok and answer.json().get("health") == "true"
         except (requests.RequestException, ValueError):
             return False

@@ -3,6 +3,7 @@
 import logging
 import os
 import shutil
+import ssl
 import sys
 import tempfile
 from typing import Any
@@ -16,6 +17,7 @@ from common.auth import create_local_user
 from common.errors import Conflict
 from common.imagestore import IMAGE_STORES
 from common.store import Store
+from common.tls import api_server_tls, etcd_client_tls
 
 log = logging.getLogger("ucloud_api")
 
@@ -44,10 +46,28 @@ def _child_exit(server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)
 
 
+_ssl_contexts: dict[int, ssl.SSLContext] = {}
+
+
+def _ssl_context(conf: Any, default_factory: Any) -> ssl.SSLContext:
+    """gunicorn asks for an SSLContext on every connection and by default builds a new one, which
+    reads and parses the certificate and key each time: build it once per worker process (a new
+    certificate takes a restart, as the whole config does). TLS 1.2 at least."""
+    context = _ssl_contexts.get(os.getpid())
+    if context is None:
+        context = default_factory()
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        _ssl_contexts.clear()  # a forked worker drops its parent's
+        _ssl_contexts[os.getpid()] = context
+    return context
+
+
 @click.command()
 @configuration.options(
     "etcd_endpoints",
     "api_bind",
+    "api_tls_cert",
+    "api_tls_key",
     "api_workers",
     "auth_backend",
     "admin_realm",
@@ -68,6 +88,9 @@ def main(config_path: str | None, bootstrap_admin: str | None, **flags: Any) -> 
     config = configuration.load_from_flags(config_path, flags)
     logsetup.setup(config.log_level, "ucloud-api")
     IMAGE_STORES.driver_class(config.image_store)  # a wrong name ends here, not in each worker
+    # Bad TLS files end here too (ConfigError naming the option, exit status 2).
+    etcd_client_tls(config)
+    server_tls = api_server_tls(config)
     if bootstrap_admin:
         _bootstrap(config, bootstrap_admin)
         return
@@ -88,6 +111,10 @@ def main(config_path: str | None, bootstrap_admin: str | None, **flags: Any) -> 
         "proc_name": "ucloud-api",
         "control_socket_disable": True,  # several APIs may share a machine
     }
+    if server_tls is not None:
+        options.update(certfile=server_tls[0], keyfile=server_tls[1], ssl_context=_ssl_context)
+    else:
+        log.warning("api_tls_cert is not set: serving plain HTTP (docs/tls.md)")
     try:
         _Gunicorn(config, options).run()
     finally:

@@ -66,9 +66,7 @@ def create_app(
     app.config["MAX_CONTENT_LENGTH"] = config.api_max_body
     # A request waits for etcd at most api_request_deadline, then answers 503: the worker
     # threads must not all hang while etcd is away.
-    store = store or Store(
-        config.etcd_endpoints, config.etcd_timeout, retry_deadline=config.api_request_deadline
-    )
+    store = store or Store.from_config(config, retry_deadline=config.api_request_deadline)
     app.extensions["ucloud"] = Services(
         config,
         store,

@@ -11,12 +11,18 @@ from ucloud_cli.commands import Session, host, image, network, ssh_key, user, vm
 
 @click.group()
 @click.option("--api", help="API base URL (overrides config and UCLOUD_API)")
+@click.option(
+    "--ca-file",
+    help="PEM CA the https API's certificate is verified against (overrides config and"
+    " UCLOUD_CA_FILE; default: the system's CAs)",
+)
 @click.option("--json", "as_json", is_flag=True, help="print JSON instead of tables")
 @click.pass_context
-def cli(ctx: click.Context, api: str | None, as_json: bool) -> None:
+def cli(ctx: click.Context, api: str | None, ca_file: str | None, as_json: bool) -> None:
     """ucloud command line. Credentials: UCLOUD_CONFIG (default ~/.config/ucloud/ucloud.conf,
-    keys api, name, realm, seed) or UCLOUD_API, UCLOUD_NAME, UCLOUD_REALM, UCLOUD_SEED."""
-    ctx.obj = Session(api, as_json)
+    keys api, name, realm, seed, ca_file) or UCLOUD_API, UCLOUD_NAME, UCLOUD_REALM, UCLOUD_SEED,
+    UCLOUD_CA_FILE."""
+    ctx.obj = Session(api, as_json, ca_file=ca_file)
 
 
 for commands in (vm, network, image, host, user, ssh_key):

@@ -18,6 +18,26 @@ class ApiUnreachable(CliError):
     """No HTTP answer at all (refused, unresolvable, timed out): distinct from an API refusal."""
 
 
+def _unreachable(api: str, error: requests.RequestException, ca_file: str | None) -> ApiUnreachable:
+    """ApiUnreachable; a certificate that failed verification explained, with what to do."""
+    if isinstance(error, requests.exceptions.SSLError) and "CERTIFICATE_VERIFY_FAILED" in str(
+        error
+    ):
+        against = f"the CA in {ca_file}" if ca_file else "the system's CAs (no ca_file given)"
+        return ApiUnreachable(
+            f"cannot reach the API at {api}: certificate verify failed: its TLS certificate is not"
+            f" signed by {against}, or does not name the host in the URL. Give the CA that signed"
+            " it with --ca-file, UCLOUD_CA_FILE or ca_file in the CLI config."
+            f" ({error})"
+        )
+    hint = ""
+    if isinstance(error, requests.exceptions.SSLError) and "WRONG_VERSION_NUMBER" in str(error):
+        hint = " (an https URL, but the API seems to serve plain HTTP)"
+    elif api.startswith("http://") and "RemoteDisconnected" in str(error):
+        hint = " (the API closed the connection: if it serves HTTPS, use an https URL)"
+    return ApiUnreachable(f"cannot reach the API at {api}: {error}{hint}")
+
+
 class ApiError(CliError):
     """The API answered with an HTTP error. Callers decide by `status`, never by the message,
     which is the API's to reword."""
@@ -35,6 +55,8 @@ class Client:
         self.totp = pyotp.TOTP(settings.seed)
         self.timeout = timeout
         self.http = requests.Session()
+        # Given with every request: requests lets REQUESTS_CA_BUNDLE override a Session's verify.
+        self.verify: str | bool = settings.ca_file or True
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
         """The decoded JSON answer; ApiError(status, the API's message) for status >= 400."""
@@ -46,10 +68,10 @@ class Client:
         url = self.settings.api + path
         try:
             answer = self.http.request(
-                method, url, json=body, headers=headers, timeout=self.timeout
+                method, url, json=body, headers=headers, timeout=self.timeout, verify=self.verify
             )
         except requests.RequestException as error:
-            raise ApiUnreachable(f"cannot reach the API at {self.settings.api}: {error}") from None
+            raise _unreachable(self.settings.api, error, self.settings.ca_file) from None
         try:
             data = answer.json()
         except ValueError:

@@ -8,6 +8,7 @@ a retry is either harmless or reported as a conflict.
 """
 
 import builtins
+import ipaddress
 import logging
 import random
 import threading
@@ -24,6 +25,7 @@ from common.config import Config
 from common.errors import Conflict, UcloudError, Unavailable
 from common.store.transaction import Transaction
 from common.store.txn import Compare, Op, Put, absent, encode, prefix_end
+from common.tls import EtcdClientTls, etcd_client_tls, etcd_failure_hint
 
 log = logging.getLogger(__name__)
 
@@ -117,10 +119,29 @@ class TxnResult:
     revision: int
 
 
+def canonical_address(address: str) -> str:
+    """host:port with an IPv6 literal in its canonical text form ([fd42:04dd::fe]:2379 ->
+    [fd42:4dd::fe]:2379): gRPC matches the host part of the target against the server
+    certificate's IP SANs as text, so another spelling of the same address would fail TLS."""
+    if not address.startswith("["):
+        return address
+    host, separator, port = address[1:].partition("]")
+    try:
+        return f"[{ipaddress.IPv6Address(host).compressed}]{port}" if separator else address
+    except ValueError:
+        return address
+
+
 class _Endpoint:
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, tls: EtcdClientTls | None = None) -> None:
         self.address = address
-        self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        address = canonical_address(address)
+        if tls is None:
+            self.channel = grpc.insecure_channel(address, options=CHANNEL_OPTIONS)
+        else:
+            # The server certificate is checked against the host part of `address` (an IP
+            # literal against the certificate's IP SANs).
+            self.channel = grpc.secure_channel(address, tls.credentials(), options=CHANNEL_OPTIONS)
         self.kv = rpc_pb2_grpc.KVStub(self.channel)
         self.lease = rpc_pb2_grpc.LeaseStub(self.channel)
         self.watch = rpc_pb2_grpc.WatchStub(self.channel)
@@ -130,19 +151,32 @@ class Store:
     """Thread-safe etcd client; one per process (after any fork)."""
 
     def __init__(
-        self, endpoints: Sequence[str], timeout: float = 2.0, retry_deadline: float = 15.0
+        self,
+        endpoints: Sequence[str],
+        timeout: float = 2.0,
+        retry_deadline: float = 15.0,
+        tls: EtcdClientTls | None = None,
     ) -> None:
+        """`tls`: TLS (with a client certificate if it has one) to every endpoint; None: plain."""
         if not endpoints:
             raise ValueError("at least one etcd endpoint is needed")
-        self._endpoints = [_Endpoint(address) for address in endpoints]
+        self.tls = tls
+        self._endpoints = [_Endpoint(address, tls) for address in endpoints]
         self._current = 0
         self._lock = threading.Lock()
         self.timeout = timeout
         self.retry_deadline = retry_deadline
 
     @classmethod
-    def from_config(cls, config: Config) -> "Store":
-        return cls(config.etcd_endpoints, config.etcd_timeout, config.etcd_retry_deadline)
+    def from_config(cls, config: Config, retry_deadline: float | None = None) -> "Store":
+        """The store the config describes; a bad etcd_ca/etcd_cert/etcd_key is a ConfigError
+        naming the option (common/tls.py)."""
+        return cls(
+            config.etcd_endpoints,
+            config.etcd_timeout,
+            config.etcd_retry_deadline if retry_deadline is None else retry_deadline,
+            tls=etcd_client_tls(config),
+        )
 
     def close(self) -> None:
         for endpoint in self._endpoints:
@@ -182,7 +216,11 @@ class Store:
                     raise StoreError(f"etcd refused {what}: {error.details()}") from None
                 self.endpoint_failed(endpoint)
                 if time.monotonic() + delay > give_up:
-                    raise Unavailable(f"etcd unavailable ({what}): {error.details()}") from None
+                    details = error.details() or ""
+                    raise Unavailable(
+                        f"etcd unavailable ({what}): {details}"
+                        + etcd_failure_hint(details, self.tls)
+                    ) from None
                 log.debug("etcd %s: %s (%s); retrying", what, code.name, error.details())
                 time.sleep(delay)
                 delay = min(delay * 2, 0.5)

@@ -21,11 +21,12 @@ class Session:
     api: str | None
     json: bool
     _client: Client | None = None
+    ca_file: str | None = None  # --ca-file
 
     @property
     def client(self) -> Client:
         if self._client is None:
-            self._client = Client(load_settings(self.api))
+            self._client = Client(load_settings(self.api, self.ca_file))
         return self._client
 
 

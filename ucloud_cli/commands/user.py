@@ -21,6 +21,8 @@ def user_create(session: Session, name: str, realm: str) -> None:
         """A ready config file: the seed is not shown again, so this is the one chance."""
         click.echo(f"# CLI config for {name}; the seed is shown only now")
         click.echo(f"api = {session.client.settings.api}")
+        if session.client.settings.ca_file:  # the admin's path to the CA; the user's may differ
+            click.echo(f"ca_file = {session.client.settings.ca_file}")
         click.echo(
             f"name = {account['name']}\nrealm = {account['realm']}\nseed = {account['seed']}"
         )
