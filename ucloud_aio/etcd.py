@@ -32,13 +32,15 @@ class EtcdServer:
         log_path: str | None = None,
         extra_hosts: list[str] | None = None,
         tls: EtcdTls | None = None,
+        name: str = "ucloud",
     ) -> None:
         self.data_dir = Path(data_dir)
         self.tls = tls
         self.client_port = client_port or free_port()
         self.extra_hosts = extra_hosts or []  # more addresses to serve clients on (a lab fabric)
-
+        self.name = name
         self.peer_port = free_port()
+        self.cluster: list[EtcdServer] = [self]  # every member, this one included
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
 
@@ -66,11 +68,11 @@ class EtcdServer:
             f"{self.scheme}://{host}:{self.client_port}"
             for host in ["127.0.0.1", *(f"[{h}]" for h in self.extra_hosts)]
         )
-        peer = f"{self.scheme}://127.0.0.1:{self.peer_port}"
+        peer = self.peer_url
         return [
             "etcd",
             "--name",
-            "ucloud",
+            self.name,
             "--data-dir",
             str(self.data_dir),
             "--listen-client-urls",
@@ -82,7 +84,8 @@ class EtcdServer:
             "--initial-advertise-peer-urls",
             peer,
             "--initial-cluster",
-            f"ucloud={peer}",
+            ",".join(f"{m.name}={m.peer_url}" for m in self.cluster),
+            *(CLUSTER_TIMING if len(self.cluster) > 1 else ()),
             "--log-level",
             "warn",
             "--logger",
@@ -90,12 +93,21 @@ class EtcdServer:
             *self.tls_argv(),
         ]
 
+    @property
+    def peer_url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self.peer_port}"
+
     def start(self, timeout: float = 20.0) -> "EtcdServer":
+        self.spawn()
+        wait_until(self.healthy, timeout, f"etcd on {self.endpoint}")
+        return self
+
+    def spawn(self) -> None:
+        """Start the process without waiting: a cluster member is healthy only once a quorum
+        of members runs."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.data_dir, 0o700)
         self.process = spawn(self.argv(), self.log_path)
-        wait_until(self.healthy, timeout, f"etcd on {self.endpoint}")
-        return self
 
     def healthy(self) -> bool:
         if self.process is not None and self.process.poll() is not None:
@@ -121,3 +133,26 @@ class EtcdServer:
     def kill(self) -> None:
         if self.process is not None:
             kill_process(self.process)
+
+
+# Members on one machine: a heartbeat every 100 ms and elections after 1 s (etcd's defaults are
+# for a WAN); --pre-vote keeps a member that rejoins from forcing an election.
+CLUSTER_TIMING = ("--heartbeat-interval", "100", "--election-timeout", "1000", "--pre-vote")
+
+
+def cluster(directory: Path, size: int = 3) -> list[EtcdServer]:
+    """`size` plain-HTTP members on loopback, not started (`start_cluster`)."""
+    members = [
+        EtcdServer(directory / f"m{i}", log_path=str(directory / f"m{i}.log"), name=f"m{i}")
+        for i in range(size)
+    ]
+    for member in members:
+        member.cluster = members
+    return members
+
+
+def start_cluster(members: list[EtcdServer], timeout: float = 20.0) -> None:
+    for member in members:
+        member.spawn()
+    for member in members:
+        wait_until(member.healthy, timeout, f"etcd member {member.name} on {member.endpoint}")
