@@ -14,8 +14,9 @@ from typing import Any, Protocol
 import pyotp
 import requests
 
+from common import validation
 from common.config import Config
-from common.errors import Conflict, Unauthenticated, Unavailable
+from common.errors import Conflict, InvalidInput, Unauthenticated, Unavailable
 from common.model import now
 from common.records import Account
 from common.store import Store, keys
@@ -174,4 +175,11 @@ def parse_credentials(name: Any, realm: Any, token: Any) -> Credentials | None:
         raise Unauthenticated("incomplete credentials: name, realm and token are all needed")
     if len(token) > 16 or len(name) > 256 or len(realm) > 256:
         raise Unauthenticated("credentials too long")
+    for what, value in (("name", name), ("realm", realm)):
+        # The name becomes part of etcd keys: "victim/ssh-key/x" would land under another
+        # user's prefix. Whatever an OTP server accepts, ucloud takes only names it can store.
+        try:
+            validation.name(value, what)
+        except InvalidInput as error:
+            raise Unauthenticated(str(error)) from None
     return Credentials(name, realm, token)

@@ -84,3 +84,24 @@ def test_ldap_user_needs_nothing_created_in_ucloud(store, etcd_server, tmp_path,
         assert listed.status_code == 200 and [k["key"] for k in listed.json] == [key]
         assert store.get(keys.user_account("frank")) is None
         close_app(app)
+
+
+def test_a_name_that_cannot_be_a_key_is_refused(store, etcd_server, tmp_path) -> None:
+    """The OTP server accepts `victim/ssh-key/x`; as a key prefix it would store a key under
+    another user's name (which the victim's VMs then receive). Refused, nothing written."""
+    forged = ("victim/ssh-key/x", "../admin", "a" * 64)
+    accounts = {(name, "ungleich-user"): USER_SEED for name in forged}
+    accounts[("ucloud", "ungleich-auth")] = UCLOUD_SEED
+    with otp_server.running(accounts, {("ucloud", "ungleich-auth")}) as url:
+        app = create_app(ungleich_config(etcd_server, tmp_path, url), store=store)
+        client = app.test_client()
+        before = store.list("/v1/").revision
+        for name in forged:
+            answer = client.post(
+                "/v1/user/ssh-key",
+                json={"name": "k", "key": make_key(1)},
+                headers=headers(name, "ungleich-user", pyotp.TOTP(USER_SEED).now()),
+            )
+            assert answer.status_code == 401 and "not a valid name" in answer.json["error"]
+        assert store.list("/v1/").revision == before
+        close_app(app)
