@@ -9,6 +9,12 @@ Counters live under /v1/auth-failures/<sha256 of the subject> on a lease of `win
 granted at the first failure: they vanish by themselves. A lockout also keeps the real user of
 an identity out while it lasts (as Proxmox's TFA lock does); the per-address limit is higher,
 since one address may carry many users.
+
+What counts as a failure: a wrong, expired or unknown TOTP code, a code used before (a replay,
+RFC 6238 5.2: suspicious, someone may have seen the code), and a bad session token (unknown,
+expired, revoked, malformed; per address only, since it names no identity). A session token is
+refused while its address is locked out, but not while its identity is: the lock stops code
+guessing, and a session was already bought with a good code.
 """
 
 import functools
@@ -46,9 +52,10 @@ class Lockout:
                     f"too many failed logins for this {kind}; try again in {left} s", left
                 )
 
-    def failed(self, identity: str | None, address: str) -> None:
-        """Count a failed login (and write it to the audit log: who, from where)."""
-        log.warning("authentication refused: identity %r from %s", identity, address)
+    def failed(self, identity: str | None, address: str, reason: str = "bad credentials") -> None:
+        """Count a failed login (and write it to the audit log: who, from where, why; never the
+        code or token). A bad session token has no identity: it counts for the address."""
+        log.warning("authentication refused (%s): identity %r from %s", reason, identity, address)
         for kind, subject in (("identity", identity), ("address", address)):
             if subject is not None:
                 self.store.transact(functools.partial(self._count, self._key(kind, subject)))
