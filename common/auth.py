@@ -9,10 +9,11 @@ Seeds are secrets: they are returned once, on creation, and never logged.
 A code is accepted once (RFC 6238 5.2): after a backend said yes, `ReplayGuard` claims
 /v1/otp-used/<realm>/<name>/<code> create-if-absent in one etcd transaction; when the key exists
 the code was used already and the request is refused (TokenReused, 401 with reason
-`token_reused`), counted as a failed login by the lockout and logged (identity and address,
-never the code). The keys sit on a lease shared by all claims of a worker for a while, granted
-for twice the time a code can be valid ((2 * auth_window + 1) * 30 s + 30 s) and replaced when
-half of it has passed, so every claim outlives its code and the keys vanish by themselves.
+`token_reused`), logged (identity and address, never the code) and counted as a failed login of
+the address (common/lockout.py says why not of the identity). The keys sit on a lease shared by
+all claims of a worker for a while, granted for twice the time a code can be valid
+((2 * auth_window + 1) * 30 s + 30 s) and replaced when half of it has passed, so every claim
+outlives its code and the keys vanish by themselves.
 Another identity may use the same digits: the key holds realm and name.
 
 Because a code works once, clients do not send one per request: they exchange a code for a

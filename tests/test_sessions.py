@@ -90,14 +90,21 @@ def test_used_codes_are_kept_on_a_shared_lease(api: Api) -> None:
     assert guard.remember < ttl <= 2 * guard.remember
 
 
-def test_a_replay_counts_as_a_failed_login(api: Api) -> None:
+def test_a_replay_counts_as_a_failed_login_of_its_address(api: Api) -> None:
+    """Not of the identity: a replayed code is a right code (it guesses nothing), and the
+    user's own clients make replays; a stranger replaying from one address is still stopped."""
     alice = api.user("alice")
-    client = api.app.test_client()
+    stranger = api.app.test_client()
+    stranger.environ_base["REMOTE_ADDR"] = "192.0.2.7"
+    start = fresh_step()
     headers = alice.totp_headers()
-    assert client.get("/v1/vm", headers=headers).status_code == 200
-    for _ in range(api.config.auth_failures_per_identity):
-        assert client.get("/v1/vm", headers=headers).status_code == 401
-    assert poll(lambda: client.get("/v1/vm", headers=headers).status_code == 429, 5)
+    assert api.app.test_client().get("/v1/vm", headers=headers).status_code == 200
+    for _ in range(api.config.auth_failures_per_address):
+        assert stranger.get("/v1/vm", headers=headers).status_code == 401
+    assert poll(lambda: stranger.get("/v1/vm", headers=headers).status_code == 429, 5)
+    # alice, elsewhere, is not locked out
+    following = totp_headers("alice", "users", pyotp.TOTP(alice.seed).at(start + 30))
+    assert api.app.test_client().get("/v1/vm", headers=following).status_code == 200
 
 
 def test_a_lost_lease_is_replaced(api: Api) -> None:

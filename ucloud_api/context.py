@@ -91,7 +91,7 @@ def authenticate_request() -> None:
     try:
         g.caller = authenticate(svc.otp, credentials, svc.config.admin_realm, svc.replay)
     except TokenReused:
-        svc.lockout.failed(identity, address, "TOTP code used before: replay refused")
+        svc.lockout.failed(identity, address, "replayed TOTP code", count_identity=False)
         raise
     except Unauthenticated:
         if credentials is not None:  # a missing credential guesses nothing

@@ -61,11 +61,19 @@ def api_error(status: int, data: Any, where: str) -> ApiError:
 
 @dataclass(frozen=True)
 class Cached:
-    token: str
-    expires: float  # epoch seconds, by this machine's clock
+    """A session token (None once revoked or refused) and the TOTP step of the code last spent
+    on a session, so that the next one starts after it instead of replaying it."""
+
+    token: str | None
+    expires: float  # epoch seconds, by this machine's clock (of the step, when no token)
+    step: int
 
     def fresh(self) -> bool:
-        return self.expires - time.time() > RENEW_BEFORE
+        return self.token is not None and self.expires - time.time() > RENEW_BEFORE
+
+    def spent(self) -> "Cached":
+        """Without its token; kept while its step's code could still be replayed."""
+        return Cached(None, (self.step + 2) * STEP, self.step)
 
 
 def cache_dir() -> Path:
@@ -77,7 +85,7 @@ def cache_dir() -> Path:
 class SessionCache:
     """One session token in a 0600 file under $XDG_CACHE_HOME/ucloud/sessions/ (the directory
     0700), named by a hash of the API URL, realm, name and seed: another seed or cloud never
-    finds it. It holds the token and its expiry, never the seed."""
+    finds it. It holds the token, its expiry and the TOTP step last spent, never the seed."""
 
     def __init__(self, settings: Settings, directory: Path | None = None) -> None:
         self.directory = directory or cache_dir()
@@ -88,8 +96,11 @@ class SessionCache:
     def load(self) -> Cached | None:
         try:
             data = json.loads(self.path.read_text())
-            return Cached(str(data["token"]), float(data["expires"]))
-        except (OSError, ValueError, KeyError, TypeError):
+            token = data.get("token")
+            return Cached(
+                str(token) if token else None, float(data["expires"]), int(data.get("step", 0))
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             return None  # none yet, or unreadable: a new session replaces it
 
     def save(self, cached: Cached) -> None:
@@ -97,9 +108,12 @@ class SessionCache:
         temporary = self.path.with_suffix(f".{os.getpid()}.tmp")
         with contextlib.suppress(FileNotFoundError):
             temporary.unlink()
+        record: dict[str, Any] = {"expires": cached.expires, "step": cached.step}
+        if cached.token is not None:
+            record["token"] = cached.token
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as handle:
-            json.dump({"token": cached.token, "expires": cached.expires}, handle)
+            json.dump(record, handle)
         os.replace(temporary, self.path)
         self._prune()
 
@@ -111,10 +125,6 @@ class SessionCache:
                     path.unlink()
             except (OSError, ValueError, KeyError, TypeError):
                 continue
-
-    def remove(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
 
     def _make_directory(self) -> None:
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -179,55 +189,63 @@ class SessionAuth:
 
     def invalidate(self, token: str) -> None:
         """The API refused `token` (expired, revoked): forget it, here and in the cache."""
-        if self._current is not None and self._current.token == token:
-            self._current = None
-        if self.cache is not None:
-            with self.cache.lock():
-                cached = self.cache.load()
-                if cached is not None and cached.token == token:
-                    self.cache.remove()
+        self._drop(token)
 
     def forget(self) -> None:
         """Drop the session (after revoking it): a new one is made on next use."""
-        self._current = None
+        self._drop(None)
+
+    def _drop(self, token: str | None) -> None:
+        """Forget `token` (None: whatever token there is), keeping the step last spent."""
+        if self._current is not None and token in (None, self._current.token):
+            self._current = self._current.spent()
         if self.cache is not None:
-            self.cache.remove()
+            with self.cache.lock():
+                cached = self.cache.load()
+                if (
+                    cached is not None
+                    and cached.token is not None
+                    and token in (None, cached.token)
+                ):
+                    self.cache.save(cached.spent())
 
     def _session(self) -> Cached:
         if self._current is not None and self._current.fresh():
             return self._current
         if self.cache is None:
-            self._current = self._create()
+            self._current = self._create(self._current.step if self._current else 0)
             return self._current
         with self.cache.lock():
             cached = self.cache.load()  # another run may have made one meanwhile
             if cached is None or not cached.fresh():
-                cached = self._create()
+                cached = self._create(cached.step if cached else 0)
                 self.cache.save(cached)
             self._current = cached
         return cached
 
-    def _create(self) -> Cached:
-        step = int(time.time()) // STEP
+    def _create(self, spent: int) -> Cached:
+        """A new session, paid with the code of the first step after `spent` that is valid
+        now. When the API answers that a code was used already (by another client), the next
+        step's is accepted already (the API's default window is one step either side); beyond
+        that, the step is waited for."""
+        step = max(int(time.time()) // STEP, spent + 1)
         for _attempt in range(CREATE_ATTEMPTS):
-            status, data = self.post_session(self.totp_headers(self.totp.at(step * STEP)))
-            if status == 201 and isinstance(data, dict):
-                return Cached(str(data["token"]), time.time() + float(data["ttl"]))
-            error = api_error(status, data, "POST /v1/session")
-            if status != 401:
-                raise error
-            if error.reason == "token_reused":
-                # Another client spent this code. The next step's is accepted already (the
-                # API's default window is one step either side); beyond that, wait a step.
-                step += 1
-                start = (step - 1) * STEP
-            elif step > int(time.time()) // STEP:
-                start = step * STEP  # refused as not valid yet (a window of 0): wait for it
-            else:
-                raise error  # a wrong seed, an unknown user
-            wait = start - time.time()
+            wait = (step - 1) * STEP - time.time()
             if wait > 0:
                 time.sleep(wait + 0.2)
+            status, data = self.post_session(self.totp_headers(self.totp.at(step * STEP)))
+            if status == 201 and isinstance(data, dict):
+                return Cached(str(data["token"]), time.time() + float(data["ttl"]), step)
+            error = api_error(status, data, "POST /v1/session")
+            if status == 401 and error.reason == "token_reused":
+                step += 1
+            elif status == 401 and step > int(time.time()) // STEP:
+                # refused as not valid yet (the API's window is 0 steps): wait for its step
+                wait = step * STEP - time.time()
+                if wait > 0:
+                    time.sleep(wait + 0.2)
+            else:
+                raise error  # a wrong seed, an unknown user; 429, 503
         raise ApiError(401, "could not get a session: every TOTP code tried was used already")
 
 
