@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import os
+import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -169,6 +170,7 @@ class SessionAuth:
         self.post_session = post_session
         self.cache = cache
         self._current: Cached | None = None
+        self._lock = threading.Lock()
 
     @property
     def token(self) -> str | None:
@@ -210,6 +212,13 @@ class SessionAuth:
                     self.cache.save(cached.spent())
 
     def _session(self) -> Cached:
+        current = self._current
+        if current is not None and current.fresh():
+            return current
+        with self._lock:  # threads of one process: one of them makes the session
+            return self._renew()
+
+    def _renew(self) -> Cached:
         if self._current is not None and self._current.fresh():
             return self._current
         if self.cache is None:
