@@ -90,7 +90,7 @@ def run(cloud: AllInOne, args: argparse.Namespace) -> None:
     total = store.count(keys.VM)
     store.close()
     account = admin.post("/v1/user", {"name": "alice", "realm": "users"})
-    alice = Client.of(cloud.api_url, "alice", "users", account["seed"])
+    alice = Client.of(cloud.api_url, "alice", "users", account["seed"], cache=False)
 
     def list_all() -> None:
         admin.get("/v1/vm")

@@ -20,6 +20,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyotp
 import requests
@@ -40,7 +41,8 @@ from ucloud_aio.procs import (
     pids_mentioning,
     spawn,
 )
-from ucloud_cli.client import Client
+from ucloud_cli.client import Client, SessionCache
+from ucloud_cli.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -355,14 +357,18 @@ class AllInOne:
 
     def admin_client(self) -> Client:
         """The API as the admin, through a session cached like the CLI's (ucloud_cli.client):
-        every client of the admin on this machine shares it, so none spends a TOTP code the
-        others need."""
+        every client of this object and of other `ucloud-aio` runs on the cloud shares it."""
         creds = self.admin_credentials()
         if self._admin is None or self._admin.settings.seed != creds["seed"]:
-            self._admin = Client.of(
-                self.api_url, creds["name"], creds["realm"], creds["seed"], timeout=120.0
-            )
+            self._admin = self.client(creds["name"], creds["realm"], creds["seed"], timeout=120.0)
         return self._admin
+
+    def client(self, name: str, realm: str, seed: str, **options: Any) -> Client:
+        """The API as a user, its session cached in the state dir (sessions/), so that it goes
+        with the cloud; the CLI keeps its own in ~/.cache."""
+        settings = Settings(self.api_url, name, realm, seed)
+        cache = SessionCache(settings, self.state_dir / "sessions")
+        return Client(settings, cache=cache, **options)
 
     def admin_headers(self) -> dict[str, str]:
         """Authorization: Bearer of the admin's session (for plain `requests` calls)."""

@@ -8,7 +8,6 @@ import requests
 from ucloud_aio.cloud import AllInOne
 from ucloud_aio.console import wait_for_marker
 from ucloud_aio.guest import READY_MARKER
-from ucloud_cli.client import Client
 
 DEMO = "demo"
 
@@ -26,7 +25,7 @@ def run_demo(cloud: AllInOne, boot_timeout: float = 120.0) -> dict[str, Any]:
         )
         conf.chmod(0o600)
     creds = dict(line.split(" = ", 1) for line in conf.read_text().splitlines())
-    demo = Client.of(cloud.api_url, DEMO, "users", creds["seed"])  # a session, cached
+    demo = cloud.client(DEMO, "users", creds["seed"])  # a session, cached in the state dir
 
     def call(method: str, path: str, body: Any = None) -> requests.Response:
         return demo.response(method, path, body)
