@@ -7,6 +7,7 @@ accepted once.
 """
 
 import argparse
+import os
 import subprocess
 import tempfile
 import time
@@ -36,6 +37,7 @@ def main() -> None:
     parser.add_argument("--vms", type=int, default=10_000)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="ucloud-bench-") as tmp:
+        os.chmod(tmp, 0o711)  # qemu_user must reach the hosts' run dirs inside (docs/vm.md)
         cloud = AllInOne(
             Path(tmp) / "aio",
             api_port=free_port(),

@@ -124,6 +124,7 @@ def main() -> None:
     rows, fence_rows, leader = [], [], []
     try:
         lab.up()
+        config = lab.config()
         client = Client(lab)
         for count in (1, 10):
             for run in range(args.runs):
@@ -147,10 +148,10 @@ def main() -> None:
     finally:
         lab.down()
         subprocess.run(["rm", "-rf", str(state)], check=False)
-    ttl = lab.host_lease_ttl
     print(
         f"# Failover benchmark, {time.strftime('%Y-%m-%d')}, {machine()}; host lease TTL "
-        f"{ttl} s, fence margin 1 s, scheduler lease TTL 3 s\n"
+        f"{config.host_lease_ttl} s, fence margin {config.fence_margin} s, scheduler lease TTL"
+        f" {config.scheduler_lease_ttl} s\n"
     )
     print_table(
         [

@@ -20,13 +20,14 @@ import requests
 
 from bench.util import LATENCY_HEADER, latency_row, machine, print_table, until
 from common.imagestore import Disk, FileSource
-from ucloud_aio.cloud import AllInOne
+from ucloud_aio.cloud import QEMU_USER, AllInOne
 from ucloud_aio.console import wait_for_marker
 from ucloud_aio.guest import READY_MARKER, ensure_tiny_image
 from ucloud_aio.procs import free_port, pids_mentioning
 from ucloud_vm.driver import VMSpec
 from ucloud_vm.drivers.qemu import accel as accelerators
 from ucloud_vm.drivers.qemu.argv import build
+from ucloud_vm.drivers.qemu.user import QemuUser
 
 BODY = {"cpu": 1, "ram": "128MiB", "os_ssd": "64MiB", "image": "tiny"}
 
@@ -124,6 +125,11 @@ def boots(bench: Bench, count: int) -> list[list[str]]:
     ]
 
 
+def accel() -> str:
+    """The accelerator the cloud's VMs get (probed as the default `qemu_user`)."""
+    return accelerators.choose("auto", QemuUser.named(QEMU_USER))
+
+
 def bare_boot() -> float:
     """The same image and command line, started by hand: disk overlay + qemu, to the marker."""
     with tempfile.TemporaryDirectory(prefix="ub-", dir="/tmp") as tmp:
@@ -149,7 +155,7 @@ def bare_boot() -> float:
         disks = [Disk("disk0", FileSource(str(overlay)), backing=image)]
         spec = VMSpec("00000000-0000-0000-0000-000000000000", 1, 128 * 1024**2, disks, tmp)
         process = subprocess.Popen(
-            build(spec, accelerators.choose("auto")),
+            build(spec, accel(), {}),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
@@ -175,10 +181,7 @@ def main() -> None:
     finally:
         cloud.down()
         subprocess.run(["rm", "-rf", str(state)], check=False)
-    print(
-        f"# VM benchmark, {time.strftime('%Y-%m-%d')}, {machine()}, accel "
-        f"{accelerators.choose('auto')}\n"
-    )
+    print(f"# VM benchmark, {time.strftime('%Y-%m-%d')}, {machine()}, accel {accel()}\n")
     print_table(LATENCY_HEADER, rows)
     print()
     print_table(["boot", "runs", "median s"], boot_rows)

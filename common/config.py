@@ -187,7 +187,12 @@ OPTIONS: dict[str, Option] = {
             "this host's name in the cloud (several hosts may share one machine)",
         ),
         Option(
-            "host_lease_ttl", "3", int, "seconds a host's liveness key outlives its last refresh"
+            "host_lease_ttl",
+            "7",
+            int,
+            "seconds a host's liveness key outlives its last refresh: a dead host's VMs restart"
+            " elsewhere about this long after it died, and an etcd stall shorter than"
+            " TTL - fence_margin - 0.5 s kills no VM (docs/failover.md)",
         ),
         Option(
             "fence_margin",
@@ -200,7 +205,7 @@ OPTIONS: dict[str, Option] = {
             "false",
             _bool,
             "image_dir is shared by all hosts (NFS/CephFS-like): VMs of a dead host may be"
-            " restarted elsewhere from the same disks",
+            " restarted elsewhere from the same disks (always on with image_store = rbd)",
         ),
         Option("quota_vms", "50", int, "VMs a user may have, unless the admin set another quota"),
         Option("quota_cpu", "100", int, "virtual CPUs a user's VMs may have in total"),
@@ -292,6 +297,20 @@ OPTIONS: dict[str, Option] = {
             "spread VMs over hosts (most free memory first) or pack them (least free first)",
         ),
         Option("scheduler_lease_ttl", "3", int, "seconds the scheduler leader's lease lasts"),
+        Option(
+            "mass_failure_share",
+            "0.5",
+            float,
+            "when more than this share of the hosts died within mass_failure_grace, their VMs"
+            " wait for them instead of moving (a control-plane or network fault, not host"
+            " failures)",
+        ),
+        Option(
+            "mass_failure_grace",
+            "30",
+            float,
+            "seconds the VMs of hosts that died together wait for their hosts to come back",
+        ),
         Option("run_dir", "/run/ucloud", str, "per-VM sockets and logs: <run_dir>/vm/<uuid>/"),
         Option("hypervisor", "qemu", str, "hypervisor driver: qemu (bhyve on FreeBSD later)"),
         Option(
@@ -299,6 +318,13 @@ OPTIONS: dict[str, Option] = {
             "auto",
             _choice("auto", "kvm", "tcg"),
             "qemu accelerator; auto probes whether KVM really runs a guest, else TCG",
+        ),
+        Option(
+            "qemu_user",
+            "ucloud-qemu",
+            str,
+            "the system user qemu runs as (scripts/setup.sh creates it); its files are 0600 and"
+            " only processes of its uid count as VMs (docs/vm.md)",
         ),
         Option(
             "serial_log_max",
@@ -323,13 +349,30 @@ OPTIONS: dict[str, Option] = {
             "image_store",
             "fs",
             str,
-            "image store driver, the owner of image files and VM disks: fs (Ceph RBD later)",
+            "image store driver, the owner of image files and VM disks: fs (files under"
+            " image_dir) or rbd (Ceph RBD images in rbd_pool; docs/images.md)",
         ),
         Option(
             "image_dir",
             "/var/lib/ucloud/images",
             str,
-            "the filesystem image store: image files and VM disks",
+            "the filesystem image store: image files and VM disks (with rbd: where an uploaded"
+            " image is copied and checked before it goes to Ceph)",
+        ),
+        Option("rbd_pool", "ucloud", str, "the RBD image store: the Ceph pool of images and disks"),
+        Option(
+            "ceph_conf",
+            "/etc/ceph/ceph.conf",
+            str,
+            "the RBD image store: the Ceph config file (monitors); qemu opens disks with it, so"
+            " qemu's user must be able to read it",
+        ),
+        Option(
+            "ceph_client_id",
+            "admin",
+            str,
+            "the RBD image store: the Ceph client (cephx user without `client.`) of daemons and"
+            " qemu; its keyring is found as ceph_conf says",
         ),
     )
 }
@@ -401,14 +444,20 @@ class Config(dict[str, Any]):
     disk_overcommit: float
     placement: str
     scheduler_lease_ttl: int
+    mass_failure_share: float
+    mass_failure_grace: float
     run_dir: str
     hypervisor: str
     accel: str
+    qemu_user: str
     serial_log_max: int
     config_drive: bool
     vm_stop_timeout: float
     image_store: str
     image_dir: str
+    rbd_pool: str
+    ceph_conf: str
+    ceph_client_id: str
 
     if not TYPE_CHECKING:  # to the type checker, only the options above are attributes
 
@@ -469,6 +518,8 @@ def load(
             config[name] = OPTIONS[name].parse(value) if isinstance(value, str) else value
         except ValueError as error:
             raise click.UsageError(f"--{name.replace('_', '-')}: {error}") from None
+    if config["image_store"] == "rbd":
+        config["shared_storage"] = True  # every host reaches every RBD disk
     return config
 
 

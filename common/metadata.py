@@ -1,5 +1,5 @@
-"""The metadata a VM gets, in the OpenStack forms cloud-init reads (pure). Served over HTTP by
-ucloud-meta and written to each VM's config drive by ucloud-vm: one definition for both."""
+"""The metadata a VM gets, in the OpenStack and EC2 forms cloud-init reads (pure). Served over
+HTTP by ucloud-meta and written to each VM's config drive by ucloud-vm: one definition for both."""
 
 from typing import Any
 
@@ -17,6 +17,22 @@ def openstack_meta_data(vm: VM, data: VMData) -> dict[str, Any]:
         "availability_zone": "ucloud",
         "public_keys": {key["name"]: key["key"] for key in keys},
         "keys": [{"name": key["name"], "type": "ssh", "data": key["key"]} for key in keys],
+    }
+
+
+def ec2_meta_data(vm: VM, data: VMData) -> dict[str, Any]:
+    """The EC2 meta-data tree, as OpenStack writes it to ec2/<version>/meta-data.json and serves
+    it under <version>/meta-data/: a dict is a folder, a string a document. A key's `_name`
+    ("0=laptop") is how its folder is listed; the key is a line, as EC2 serves it."""
+    keys = data.get("ssh_keys", [])
+    return {
+        "instance-id": vm["uuid"],
+        "hostname": vm["name"],
+        "local-hostname": vm["name"],
+        "public-keys": {
+            str(index): {"_name": f"{index}={key['name']}", "openssh-key": f"{key['key']}\n"}
+            for index, key in enumerate(keys)
+        },
     }
 
 

@@ -31,8 +31,17 @@ DELETING = "DELETING"
 LOG_KEEP = 30  # newest log lines kept on a record
 
 
+STAMP = "%Y-%m-%dT%H:%M:%SZ"
+
+
 def now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return datetime.datetime.now(datetime.UTC).strftime(STAMP)
+
+
+def seconds_since(stamp: str) -> float:
+    """Seconds from a `now()` stamp until now (whole seconds: the stamp has no more)."""
+    then = datetime.datetime.strptime(stamp, STAMP).replace(tzinfo=datetime.UTC)
+    return (datetime.datetime.now(datetime.UTC) - then).total_seconds()
 
 
 def new_uuid() -> str:

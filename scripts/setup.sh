@@ -16,14 +16,21 @@ APT_PACKAGES=(
     nftables
     # hypervisor and images
     qemu-system-x86 qemu-utils
+    # the Ceph RBD image store: client library and tools, qemu's rbd block driver; mon and osd
+    # for the single-node test cluster of `ucloud-aio up --ceph` and the tests (ucloud_aio/ceph.py)
+    ceph-common python3-rados python3-rbd qemu-block-extra ceph-mon ceph-osd
     # offline test guest image build (guest/build-tiny-image.sh)
     busybox-static cpio syslinux syslinux-common mtools dosfstools fdisk
+    # Debian 12 cloud image build (guest/build-debian-image.sh) and the ssh client its test uses
+    mmdebstrap e2fsprogs openssh-client
     # users and ssh keys from LDAP: python-ldap's build deps; slapd for the tests' throwaway one
     libldap2-dev libsasl2-dev gcc slapd ldap-utils
     # handy for debugging serial consoles and sockets
     socat
     # load generators for bench/: HTTP, TCP
     wrk iperf3
+    # `systemd-analyze verify` checks the units in contrib/systemd/ (tests/test_units.py)
+    systemd
 )
 
 installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q "install ok installed"; }
@@ -60,6 +67,17 @@ if [ -n "${unused_system_slapd:-}" ] && /etc/init.d/slapd status >/dev/null 2>&1
     /etc/init.d/slapd stop
 fi
 
+# The unprivileged user qemu runs as (qemu_user's default; docs/vm.md "Privileges"), in the kvm
+# group where there is one (/dev/kvm is root:kvm 0660 under udev).
+QEMU_USER=ucloud-qemu
+if ! getent passwd "$QEMU_USER" >/dev/null; then
+    echo "setup: creating system user $QEMU_USER" >&2
+    useradd --system --no-create-home --shell /usr/sbin/nologin "$QEMU_USER"
+fi
+if getent group kvm >/dev/null && ! id -nG "$QEMU_USER" | grep -qw kvm; then
+    usermod -a -G kvm "$QEMU_USER"
+fi
+
 if [ ! -x .venv/bin/python ]; then
     echo "setup: creating .venv" >&2
     /usr/bin/python3 -m venv .venv
@@ -73,6 +91,14 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
     .venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
     echo "$want" > "$stamp"
 fi
+# Ceph's Python bindings are not on PyPI: link Debian's compiled modules (built for the system
+# python3, which made the venv) into the venv.
+site="$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+for module in rados rbd; do
+    for so in /usr/lib/python3/dist-packages/"$module".cpython-*.so; do
+        if [ -e "$so" ]; then ln -sfn "$so" "$site/$(basename "$so")"; fi
+    done
+done
 # The offline-built test guest (cached in ~/.cache/ucloud-guest; rebuilt when its script changes).
 .venv/bin/python -c "from ucloud_aio.guest import ensure_tiny_image; ensure_tiny_image()"
 echo "setup: ok" >&2

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from flask import Flask
@@ -28,10 +29,16 @@ from ucloud_cli.settings import Settings
 
 _SESSION_CACHE: str | None = None
 
+if TYPE_CHECKING:
+    from ucloud_aio.ceph import CephCluster
+
 
 def pytest_sessionstart(session: pytest.Session) -> None:
     # In CI a missing real part is a failure, never a skip.
-    for tool in ("etcd", "etcdctl", "qemu-img", SLAPD):
+    for tool in (
+        *("etcd", "etcdctl", "qemu-img", SLAPD, "ceph-mon", "ceph-osd"),
+        *("mmdebstrap", "ssh", "ssh-keygen"),
+    ):
         if shutil.which(tool) is None:
             raise pytest.UsageError(f"{tool} is not installed: run scripts/setup.sh")
     # Session tokens the clients cache (the CLI's, the lab helpers', ucloud-aio's) go to a
@@ -188,6 +195,20 @@ def daemons(tmp_path: Path) -> Iterator[Daemons]:
     started = Daemons(tmp_path)
     yield started
     started.cleanup()
+
+
+@contextmanager
+def running_ceph(address: str = "127.0.0.1") -> Iterator["CephCluster"]:
+    """A single-node Ceph (ucloud_aio/ceph.py) in a temp dir, killed and removed afterwards."""
+    from ucloud_aio.ceph import CephCluster  # imports rados: only where Ceph is wanted
+
+    directory = Path(tempfile.mkdtemp(prefix="ceph-", dir="/tmp"))
+    cluster = CephCluster(directory, address)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.kill()
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 @contextmanager

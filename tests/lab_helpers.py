@@ -79,9 +79,9 @@ class Client:
         eventually(lambda: self.call("GET", "/v1/vm") == [], timeout=60)
 
 
-def qemu_uuids() -> list[str]:
-    """The -uuid of every live qemu on the machine (zombies have an empty command line)."""
-    found = []
+def qemu_processes() -> dict[int, str]:
+    """pid -> -uuid of every live qemu on the machine (zombies have an empty command line)."""
+    found = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -90,8 +90,12 @@ def qemu_uuids() -> list[str]:
         except OSError:
             continue
         if args and args[0].startswith(b"qemu-system") and b"-uuid" in args:
-            found.append(args[args.index(b"-uuid") + 1].decode())
+            found[int(entry.name)] = args[args.index(b"-uuid") + 1].decode()
     return found
+
+
+def qemu_uuids() -> list[str]:
+    return list(qemu_processes().values())
 
 
 class DuplicateWatch:

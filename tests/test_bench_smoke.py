@@ -19,6 +19,7 @@ SMOKE = {
     "network": ["--runs", "1"],
     "failover": ["--runs", "1"],
     "api": ["--vms", "50"],
+    "rbd": ["--size", "8", "--runs", "1", "--vms", "1"],
 }
 
 

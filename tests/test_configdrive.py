@@ -26,17 +26,17 @@ DATA = {
 }
 
 
-def read(path: Path) -> dict[str, bytes]:
+def read(path: Path, folder: str = "openstack/latest") -> dict[str, bytes]:
+    """The drive's files in `folder` (by their Rock Ridge names, as Linux shows them)."""
     iso = pycdlib.PyCdlib()
     iso.open(str(path))
     files = {}
-    for name in ("meta_data.json", "network_data.json", "user_data"):
-        out = io.BytesIO()
-        try:
-            iso.get_file_from_iso_fp(out, rr_path=f"/openstack/latest/{name}")
-        except pycdlib.pycdlibexception.PyCdlibInvalidInput:
-            continue
-        files[name] = out.getvalue()
+    for child in iso.list_children(rr_path=f"/{folder}"):
+        name = child.rock_ridge.name().decode()
+        if child.is_file():
+            out = io.BytesIO()
+            iso.get_file_from_iso_fp(out, rr_path=f"/{folder}/{name}")
+            files[name] = out.getvalue()
     iso.close()
     return files
 
@@ -65,3 +65,22 @@ def test_no_user_data_no_file_and_rebuilt_in_place(tmp_path: Path) -> None:
     drive = configdrive.build(tmp_path, VM, {"ssh_keys": [], "user_data": None})
     assert "user_data" not in read(drive)
     assert orjson.loads(read(drive)["meta_data.json"])["public_keys"] == {}
+
+
+def test_ec2_tree_is_what_ucloud_meta_serves(tmp_path: Path) -> None:
+    drive = configdrive.build(tmp_path, VM, DATA)
+    for version in ("latest", "2009-04-04"):
+        files = read(drive, f"ec2/{version}")
+        assert set(files) == {"meta-data.json", "user-data"}
+        meta = orjson.loads(files["meta-data.json"])
+        assert meta == metadata.ec2_meta_data(VM, DATA)
+        for name in ("instance-id", "hostname", "local-hostname"):
+            assert meta[name].encode() == answer(f"/{version}/meta-data/{name}", VM, DATA).body
+        served_key = answer(f"/{version}/meta-data/public-keys/0/openssh-key", VM, DATA).body
+        assert meta["public-keys"]["0"]["openssh-key"].encode() == served_key
+        listing = answer(f"/{version}/meta-data/public-keys", VM, DATA).body.decode()
+        assert listing == meta["public-keys"]["0"]["_name"] + "\n" == "0=k\n"
+        assert files["user-data"] == DATA["user_data"].encode()
+    bare = configdrive.build(tmp_path, VM, {"ssh_keys": [], "user_data": None})
+    assert set(read(bare, "ec2/latest")) == {"meta-data.json"}
+    assert orjson.loads(read(bare, "ec2/latest")["meta-data.json"])["public-keys"] == {}

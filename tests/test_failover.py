@@ -7,9 +7,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from common.poll import poll
 from tests.conftest import running_cloud
 from tests.daemons import Daemons, eventually
-from tests.lab_helpers import Client, DuplicateWatch, qemu_uuids
+from tests.lab_helpers import Client, DuplicateWatch, qemu_processes, qemu_uuids
 from ucloud_aio.cloud import AllInOne
 from ucloud_aio.console import SerialShell, wait_for_marker
 from ucloud_aio.guest import READY_MARKER
@@ -92,8 +93,80 @@ def test_cut_host_fences_itself_before_the_vm_runs_elsewhere(lab: AllInOne, clie
         assert qemu_uuids().count(vm["uuid"]) == 1
         assert client.vm(vm["uuid"])["host"] == moved["host"]
     watch.assert_never_twice()
-    log = (lab.state_dir / "logs" / f"{cut_host}.ucloud-vm.log").read_text()
-    assert "killed 1 VM(s)" in log  # fenced itself
+    # fenced itself: ucloud-vm or ucloud-watchdog, whichever noticed first
+    logs = [lab.log_path(f"{cut_host}.{d}").read_text() for d in ("ucloud-vm", "ucloud-watchdog")]
+    assert any("killed 1 VM(s)" in log for log in logs)
+
+
+def test_an_etcd_stall_of_5_s_kills_no_vm(lab: AllInOne, client) -> None:
+    """etcd frozen (SIGSTOP: what a slow fsync or a stuck leader looks like to the hosts) for 5 s
+    is shorter than host_lease_ttl - fence_margin - keep-alive interval (7 - 1 - 0.5 s): no
+    host fences, no lease expires, no VM moves."""
+    vm = client.wait(client.create("steady")["uuid"], status="RUNNING")
+    pid = next(p for p, uuid in qemu_processes().items() if uuid == vm["uuid"])
+    hosts = {name: client.host(name) for name in lab.host_names}
+    logs = {name: lab.log_path(f"{name}.ucloud-vm") for name in lab.host_names}
+    sizes = {name: path.stat().st_size for name, path in logs.items()}
+    etcd = int((lab.state_dir / "pids" / "etcd.pid").read_text())
+    os.kill(etcd, signal.SIGSTOP)
+    try:
+        time.sleep(5)
+    finally:
+        os.kill(etcd, signal.SIGCONT)
+    time.sleep(lab.config().host_lease_ttl + 2)  # an expiry it caused would show by now
+    assert os.path.exists(f"/proc/{pid}") and qemu_processes().get(pid) == vm["uuid"]
+    after = client.vm(vm["uuid"])
+    assert (after["status"], after["host"]) == ("RUNNING", vm["host"])
+    for name, before in hosts.items():
+        now = client.host(name)
+        assert now["status"] == "ALIVE"
+        assert now["alive_since"] == before["alive_since"], f"{name} was DEAD for a while"
+        with logs[name].open() as log:
+            log.seek(sizes[name])
+            assert "lease stale" not in log.read()
+
+
+def test_a_longer_etcd_stall_restarts_vms_in_place(lab: AllInOne, client) -> None:
+    """etcd frozen for 9 s, longer than the hosts tolerate: every host fences (it cannot tell a
+    stall from a partition), and every lease expires at once when etcd resumes. That is the
+    control plane's fault, not the hosts': the VMs wait for their hosts (evacuation.py) and
+    start again where they were, instead of the whole cloud being shuffled."""
+    vms = [client.wait(client.create(f"stalled{i}")["uuid"], status="RUNNING") for i in range(2)]
+    etcd = int((lab.state_dir / "pids" / "etcd.pid").read_text())
+    with DuplicateWatch() as watch:
+        os.kill(etcd, signal.SIGSTOP)
+        try:
+            time.sleep(9)
+        finally:
+            os.kill(etcd, signal.SIGCONT)
+        for vm in vms:
+            seen: list[dict] = []
+
+            def restarted(uuid: str = vm["uuid"], seen: list[dict] = seen) -> bool:
+                seen.append(client.vm(uuid))
+                fenced = any("fenced itself" in line for line in seen[-1]["log"])
+                return fenced and seen[-1]["status"] == "RUNNING"
+
+            assert poll(restarted, 40, interval=0.2), seen[-1]
+            assert seen[-1]["host"] == vm["host"], seen[-1]["log"]
+    watch.assert_never_twice()
+    assert all(client.host(h)["status"] == "ALIVE" for h in lab.host_names)
+
+
+def test_watchdog_fences_when_both_agents_die(lab: AllInOne, client) -> None:
+    """ucloud-vm and ucloud-host killed together: nobody refreshes the lease or kills the VMs
+    but ucloud-watchdog, which does before the lease expires and the VM restarts elsewhere."""
+    vm = client.wait(client.create("watched")["uuid"], status="RUNNING")
+    host = vm["host"]
+    with DuplicateWatch() as watch:
+        for agent in ("ucloud-vm", "ucloud-host"):
+            pidfile = lab.state_dir / "pids" / f"{host}.{agent}.pid"
+            os.kill(int(pidfile.read_text()), signal.SIGKILL)
+        moved = client.wait_elsewhere(vm["uuid"], host, timeout=30)
+        assert qemu_uuids().count(vm["uuid"]) == 1
+    watch.assert_never_twice()
+    assert "killed 1 VM(s)" in lab.log_path(f"{host}.ucloud-watchdog").read_text()
+    assert moved["status"] == "RUNNING"
 
 
 def test_leader_killed_during_a_reschedule(lab: AllInOne, client, tmp_path) -> None:

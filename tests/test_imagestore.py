@@ -108,7 +108,7 @@ def test_qemu_opens_the_spelled_out_chain_not_the_header(
         ["qemu-img", "rebase", "-q", "-u", "-f", "qcow2", "-b", str(decoy), "-F", "qcow2", overlay],
         check=True,
     )
-    argv = build(VMSpec(VM, 1, 64 * MiB, disks, str(tmp_path / "run")), "tcg")
+    argv = build(VMSpec(VM, 1, 64 * MiB, disks, str(tmp_path / "run")), "tcg", {})
     blockdevs = [arg for flag, arg in itertools.pairwise(argv) if flag == "-blockdev"]
     nodes = named_block_nodes(blockdevs)
     base, hdd = disks[0].backing.source.path, disks[1].source.path
@@ -154,6 +154,6 @@ def test_image_store_by_name(tmp_path: Path) -> None:
     store = IMAGE_STORES.load(config.image_store, config)
     assert isinstance(store, FilesystemStore) and store.root == tmp_path
     with pytest.raises(
-        ConfigError, match=r"image_store: unknown image store driver 'ceph' \(choices: fs\)"
+        ConfigError, match=r"image_store: unknown image store driver 'ceph' \(choices: fs, rbd\)"
     ):
         IMAGE_STORES.load("ceph", config)

@@ -5,9 +5,11 @@ newest output is kept, and writes after a rotation land at the start (no sparse 
 import os
 from pathlib import Path
 
-from tests.test_qemu_argv import spec
+from tests.test_qemu_argv import TAP_FDS, spec
+from ucloud_aio.cloud import QEMU_USER
 from ucloud_vm.drivers.qemu import logcap
 from ucloud_vm.drivers.qemu.argv import build
+from ucloud_vm.drivers.qemu.user import QemuUser
 
 
 def test_rotation_under_an_open_append_writer(tmp_path: Path) -> None:
@@ -32,4 +34,27 @@ def test_rotation_under_an_open_append_writer(tmp_path: Path) -> None:
 
 
 def test_qemu_appends_to_the_log() -> None:
-    assert any("logappend=on" in arg for arg in build(spec(), "tcg"))
+    assert any("logappend=on" in arg for arg in build(spec(), "tcg", TAP_FDS))
+
+
+def test_a_log_of_qemus_user_stays_its_own(tmp_path: Path) -> None:
+    user = QemuUser.named(QEMU_USER)
+    log = tmp_path / "serial.log"
+    os.close(user.open_own(log, os.O_WRONLY | os.O_CREAT))
+    log.write_bytes(b"x" * 5000)
+    assert logcap.cap(log, 1000)
+    for path in (log, tmp_path / "serial.log.1"):
+        info = path.stat()
+        assert (info.st_uid, info.st_gid, info.st_mode & 0o777) == (user.uid, user.gid, 0o600)
+
+
+def test_links_qemu_may_leave_are_not_followed(tmp_path: Path) -> None:
+    """The run dir is qemu's: a serial.log that links to a host file must leave it untouched."""
+    host_file = tmp_path / "host-file"
+    host_file.write_bytes(b"secret" * 1000)
+    for kind, link in (("symlink", os.symlink), ("hard link", os.link)):
+        log = tmp_path / f"{kind}.log"
+        link(host_file, log)
+        assert not logcap.cap(log, 10), kind
+        assert host_file.read_bytes() == b"secret" * 1000
+        assert not log.with_name(log.name + ".1").exists()

@@ -13,7 +13,7 @@ import pytest
 from common import ipam
 from tests.test_ssh_keys import make_key
 from ucloud_aio.guestnet import AgentRig, guest_vm, metadata_rig, run
-from ucloud_meta.server import MAX_PER_CALLER
+from ucloud_meta.server import MAX_HEADERS, MAX_PER_CALLER, MAX_PER_VM, MAX_REQUEST_LINE
 
 PORT = 8775
 USER_DATA = "#cloud-config\nhostname: a\n"
@@ -98,7 +98,12 @@ HOG = """
 import socket, sys, time
 port, count = int(sys.argv[1]), int(sys.argv[2])
 link = socket.if_nametoindex("eth0")
-held = [socket.create_connection(("fe80::a9fe:a9fe%eth0", port), timeout=3) for _ in range(count)]
+sources = [(address, 0, 0, link) for address in sys.argv[3:]] or [("", 0)]
+held = [
+    socket.create_connection(("fe80::a9fe:a9fe%eth0", port), timeout=3,
+                             source_address=sources[i % len(sources)])
+    for i in range(count)
+]
 time.sleep(0.5)
 refused = 0
 for sock in held:
@@ -112,15 +117,70 @@ time.sleep(2)
 """
 
 
-def test_one_vm_cannot_take_every_connection(meta: AgentRig) -> None:
-    a, b = meta.net.guests
-    hog = subprocess.Popen(
-        ["ip", "netns", "exec", a, sys.executable, "-c", HOG, str(PORT), "12"],
+def hog(guest: str, count: int, *sources: str) -> int:
+    """Connections the guest opened (round-robin over `sources`) that were refused or closed
+    without an answer."""
+    process = subprocess.Popen(
+        ["ip", "netns", "exec", guest, sys.executable, "-c", HOG, str(PORT), str(count), *sources],
         stdout=subprocess.PIPE,
         text=True,
     )
-    assert hog.stdout is not None
-    refused = int(hog.stdout.readline())
-    assert refused == 12 - MAX_PER_CALLER  # a's connections past its share were closed
+    assert process.stdout is not None
+    refused = int(process.stdout.readline())
+    process.wait(timeout=10)
+    return refused
+
+
+def test_one_vm_cannot_take_every_connection(meta: AgentRig) -> None:
+    a, b = meta.net.guests
+    assert hog(a, 12) == 12 - MAX_PER_CALLER  # a's connections past its share were closed
     assert meta.net.fetch(b, "/ssh-keys", PORT)[0] == 200  # b is served meanwhile
-    hog.wait(timeout=10)
+
+
+def test_more_addresses_give_a_vm_no_more_connections(meta: AgentRig) -> None:
+    """Its link-local and its SLAAC address are both a's own: together they get one share.
+    (The SLAAC address reaches the service only where the host routes the VM's prefix: here a
+    route made for the test.)"""
+    a, _ = meta.net.guests
+    link_local = ipam.eui64("fe80::/64", MACS["a"])
+    slaac = ipam.eui64("fd00:aa::/64", MACS["a"])
+    run("ip", "-n", a, "addr", "add", f"{slaac}/64", "dev", "eth0", "nodad")
+    run("ip", "-n", meta.net.host, "route", "add", "fd00:aa::/64", "dev", meta.net.bridge)
+    assert hog(a, 12, link_local, slaac) == 12 - MAX_PER_VM
+
+
+RAW = """
+import socket, sys
+port, request = int(sys.argv[1]), sys.argv[2].encode().decode("unicode_escape").encode("latin-1")
+with socket.create_connection(("fe80::a9fe:a9fe%eth0", port), timeout=3) as sock:
+    sock.sendall(request)
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+print(answer.split(b"\\r\\n", 1)[0].decode(), flush=True)
+"""
+
+
+def raw_request(guest: str, request: str) -> str:
+    """The status line of the answer to `request` (escapes like \\r\\n allowed); the
+    connection must then be closed by the server (the script reads until EOF)."""
+    return run("ip", "netns", "exec", guest, sys.executable, "-c", RAW, str(PORT), request).strip()
+
+
+def test_oversized_requests_are_refused(meta: AgentRig) -> None:
+    a, _ = meta.net.guests
+    long_path = "/" + "x" * MAX_REQUEST_LINE
+    assert " 414 " in raw_request(a, f"GET {long_path} HTTP/1.1\\r\\n\\r\\n")
+    many = "".join(f"X-{i}: y\\r\\n" for i in range(MAX_HEADERS + 1))
+    assert " 431 " in raw_request(a, f"GET /ssh-keys HTTP/1.1\\r\\n{many}\\r\\n")
+    big = "X-Big: " + "y" * 10000 + "\\r\\n"
+    assert " 431 " in raw_request(a, f"GET /ssh-keys HTTP/1.1\\r\\n{big}\\r\\n")
+    # and the same guest is served normally afterwards
+    assert meta.net.fetch(a, "/ssh-keys", PORT) == (200, KEYS["a"][0] + "\n")
+
+
+def test_an_unknown_callers_connection_is_closed(meta: AgentRig) -> None:
+    stranger = meta.net.add_guest("02:00:00:00:00:98")
+    meta.net.wait_link_local(stranger)
+    # keep-alive asked for, but the 404 ends the connection (raw_request reads until EOF)
+    assert " 404 " in raw_request(stranger, "GET /ssh-keys HTTP/1.1\\r\\nHost: x\\r\\n\\r\\n")

@@ -1,8 +1,10 @@
 """qemu's command line, checked as text (no qemu needed)."""
 
-from common.imagestore import Disk, FileSource
+import json
+
+from common.imagestore import Disk, FileSource, RbdSource
 from ucloud_vm.driver import VMSpec
-from ucloud_vm.drivers.qemu.argv import blockdev, build
+from ucloud_vm.drivers.qemu.argv import blockdev, build, nic_options
 
 UUID = "0b0e6a2c-5c4e-4a0e-9a57-1d2a3b4c5d6e"
 IMAGE = Disk("disk0-base", FileSource("/i/image.qcow2"), read_only=True)
@@ -10,6 +12,9 @@ DISKS = [
     Disk("disk0", FileSource("/d/os.qcow2"), backing=IMAGE),
     Disk("disk1", FileSource("/d/hdd0.qcow2")),
 ]
+
+
+TAP_FDS = {"ut020000000001": 7}  # the descriptor qemu inherits for the NIC's tap
 
 
 def spec(**changes: object) -> VMSpec:
@@ -26,7 +31,7 @@ def spec(**changes: object) -> VMSpec:
 
 def test_tcg_command_line() -> None:
     run = f"/run/ucloud/vm/{UUID}"
-    assert build(spec(), "tcg") == [
+    assert build(spec(), "tcg", TAP_FDS) == [
         "qemu-system-x86_64",
         "-name",
         f"ucloud-{UUID},debug-threads=on",
@@ -84,25 +89,25 @@ def test_tcg_command_line() -> None:
             for arg in ("-device", f"pcie-root-port,id=rp{slot},chassis={slot + 1},slot={slot + 1}")
         ],
         "-netdev",
-        "tap,id=net-020000000001,ifname=ut020000000001,script=no,downscript=no",
+        "tap,id=net-020000000001,fd=7",
         "-device",
         "virtio-net-pci,netdev=net-020000000001,mac=02:00:00:00:00:01,id=nic-020000000001,bus=rp3",
     ]
 
 
 def test_kvm_uses_host_cpu() -> None:
-    argv = build(spec(), "kvm")
+    argv = build(spec(), "kvm", TAP_FDS)
     assert argv[argv.index("-accel") + 1] == "kvm"
     assert argv[argv.index("-cpu") + 1] == "host"
 
 
 def test_paths_are_json_strings() -> None:
-    argv = build(spec(disks=[Disk("disk0", FileSource('/d/a,b"c.qcow2'))]), "tcg")
+    argv = build(spec(disks=[Disk("disk0", FileSource('/d/a,b"c.qcow2'))]), "tcg", TAP_FDS)
     assert '"filename":"/d/a,b\\"c.qcow2"' in argv[argv.index("-blockdev") + 1]
 
 
 def test_memory_in_mebibytes() -> None:
-    argv = build(spec(ram=2_000_000_000), "tcg")
+    argv = build(spec(ram=2_000_000_000), "tcg", TAP_FDS)
     assert argv[argv.index("-m") + 1] == "1907M"
 
 
@@ -112,3 +117,30 @@ def test_a_raw_read_only_drive_has_no_backing_option() -> None:
     options = blockdev(drive)
     assert "backing" not in options and options["read-only"] is True
     assert options["driver"] == "raw"
+
+
+def test_an_rbd_disk_is_raw_over_an_rbd_node() -> None:
+    """An RBD clone has its parent inside Ceph: one raw node over qemu's rbd driver, no chain."""
+    disk = Disk("disk0", RbdSource("ucloud", f"vm-{UUID}-os", "/etc/ceph/ceph.conf"), "raw")
+    argv = build(spec(disks=[disk]), "tcg")
+    assert argv.count("-blockdev") == 1
+    assert json.loads(argv[argv.index("-blockdev") + 1]) == {
+        "driver": "raw",
+        "node-name": "disk0",
+        "read-only": False,
+        "discard": "unmap",
+        "file": {
+            "driver": "rbd",
+            "pool": "ucloud",
+            "image": f"vm-{UUID}-os",
+            "conf": "/etc/ceph/ceph.conf",
+            "user": "admin",
+        },
+    }
+
+
+def test_a_hot_plugged_nic_names_the_descriptor_given_over_qmp() -> None:
+    nic = {"mac": "02:00:00:00:00:02", "tap": "ut020000000002", "slot": "4"}
+    netdev, device = nic_options(nic, "ut020000000002")
+    assert netdev == {"type": "tap", "id": "net-020000000002", "fd": "ut020000000002"}
+    assert device["netdev"] == netdev["id"] and device["bus"] == "rp4"

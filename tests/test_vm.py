@@ -11,11 +11,12 @@ import pytest
 from tests.conftest import running_cloud
 from tests.daemons import eventually
 from tests.lab_helpers import Client
-from ucloud_aio.cloud import AllInOne, venv_script
+from ucloud_aio.cloud import QEMU_USER, AllInOne, venv_script
 from ucloud_aio.console import SerialShell, wait_for_marker
 from ucloud_aio.demo import run_demo
 from ucloud_aio.guest import READY_MARKER
 from ucloud_aio.procs import pid_alive, pids_mentioning
+from ucloud_vm.drivers.qemu.user import QemuUser
 
 BOOT_TIMEOUT = 90  # TCG on 2 busy cores
 
@@ -49,6 +50,22 @@ def kill_agent(cloud: AllInOne) -> None:
     eventually(lambda: not pid_alive(pid))
 
 
+def assert_unprivileged(cloud: AllInOne, uuid: str, pid: int) -> None:
+    """qemu runs as qemu_user (every uid of the process), and the VM's files are that user's
+    alone: the run dir 0700, each file in it and each of the VM's disks 0600."""
+    user = QemuUser.named(QEMU_USER)
+    status = Path(f"/proc/{pid}/status").read_text()
+    [uids] = [line.split()[1:] for line in status.splitlines() if line.startswith("Uid:")]
+    assert uids == [str(user.uid)] * 4 and user.uid != 0
+    run = run_dir(cloud, uuid)
+    disks = cloud.state_dir / "images" / "disks" / uuid
+    files = [p for p in run.iterdir() if p.is_file() and not p.is_symlink()]
+    assert {"config-drive.iso", "serial.log", "qemu.log", "qemu.pid"} <= {p.name for p in files}
+    for path, mode in [(run, 0o700), *((f, 0o600) for f in [*files, *disks.iterdir()])]:
+        info = path.stat()
+        assert (info.st_uid, info.st_gid, info.st_mode & 0o777) == (user.uid, user.gid, mode), path
+
+
 def test_boot_console_reboot_stop_start_delete(cloud: AllInOne, client: Client) -> None:
     vm = client.create("life", hdd=["16MiB"])
     uuid = vm["uuid"]
@@ -69,6 +86,7 @@ def test_boot_console_reboot_stop_start_delete(cloud: AllInOne, client: Client) 
     label = subprocess.run(["blkid", "-o", "value", "-s", "LABEL", str(drive)], capture_output=True)
     assert label.stdout.strip() == b"config-2"
     [pid] = qemu_pids(uuid)
+    assert_unprivileged(cloud, uuid, pid)
     # reboot: the same process boots the guest again
     client.call("POST", f"/v1/vm/{uuid}/reboot", expect=202)
     wait_for_marker(str(log), READY_MARKER, BOOT_TIMEOUT, count=2)

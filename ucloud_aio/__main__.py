@@ -31,8 +31,10 @@ api_port_option = click.option(
 )
 
 
-def _start(state_dir: Path, api_port: int, hosts: int | None = None) -> AllInOne:
-    cloud = AllInOne(state_dir, api_port, hosts=hosts)
+def _start(
+    state_dir: Path, api_port: int, hosts: int | None = None, ceph: bool | None = None
+) -> AllInOne:
+    cloud = AllInOne(state_dir, api_port, hosts=hosts, ceph=ceph)
     click.echo(f"starting ucloud in {cloud.state_dir} ...", err=True)
     try:
         cloud.up()
@@ -41,7 +43,7 @@ def _start(state_dir: Path, api_port: int, hosts: int | None = None) -> AllInOne
         raise click.ClickException(str(error)) from None
     click.echo(
         f"ucloud is up: API {cloud.api_url}, host(s) {', '.join(cloud.host_names)} ALIVE,"
-        " image tiny"
+        " image tiny" + (f" (Ceph RBD, {cloud.ceph_dir / 'ceph.conf'})" if cloud.ceph else "")
     )
     click.echo(f"admin CLI config: {cloud.admin_conf}")
     click.echo(f"  export UCLOUD_CONFIG={cloud.admin_conf}; ucloud-cli host list")
@@ -59,9 +61,16 @@ def _start(state_dir: Path, api_port: int, hosts: int | None = None) -> AllInOne
     default=None,
     help="a lab of N hosts (network namespaces host1..hostN on an IPv6 fabric)",
 )
-def up(state_dir: Path, api_port: int, detach: bool, demo: bool, hosts: int | None) -> None:
+@click.option(
+    "--ceph",
+    is_flag=True,
+    help="images and disks in a single-node Ceph (RBD, memory only) instead of files",
+)
+def up(
+    state_dir: Path, api_port: int, detach: bool, demo: bool, hosts: int | None, ceph: bool
+) -> None:
     """Bring up the cloud; without --detach, stay in the foreground until Ctrl-C."""
-    cloud = _start(state_dir, api_port, hosts)
+    cloud = _start(state_dir, api_port, hosts, ceph or None)  # None: as the state dir says
     if demo:
         _demo(cloud)
     if detach:

@@ -6,7 +6,9 @@ this class as its fixture, so what users run is what the tests run.
 
 Hosts are always network namespaces (lab.py): host1..hostN (one by default) on an IPv6 fabric,
 each with its own ucloud-host and ucloud-vm and its own run dir under hosts/<name>/, all sharing
-one etcd and one image/disk store (shared_storage on). So a cloud never touches this machine's
+one etcd and one image/disk store (shared_storage on): files under images/, or with `ceph` a
+single-node Ceph (ucloud_aio/ceph.py, on the fabric) whose RBD pool holds images and disks
+(image_store = rbd). So a cloud never touches this machine's
 own network configuration, and `down` removes every link it made. `kill_host`, `cut_host` and
 `restore_host` inject a power cut or a partition and undo it (the lab of docs/aio.md).
 """
@@ -14,6 +16,7 @@ own network configuration, and `down` removes every link it made. `kill_host`, `
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -48,8 +51,11 @@ log = logging.getLogger(__name__)
 
 DEFAULT_STATE_DIR = "/var/lib/ucloud-aio"
 # ucloud-<name> daemons every host runs
-HOST_AGENTS = ("host", "vm", "net", "ipam", "meta", "firewall")
+HOST_AGENTS = ("host", "vm", "watchdog", "net", "ipam", "meta", "firewall")
+CEPH_DAEMONS = ("ceph-mon", "ceph-osd")  # with `ceph`, in start order
+CEPH_POOL = "ucloud"  # ucloud_aio.ceph.POOL (not imported: it needs rados)
 ADMIN = "admin"
+QEMU_USER = configuration.OPTIONS["qemu_user"].default  # scripts/setup.sh creates it
 
 
 def venv_script(name: str) -> str:
@@ -73,16 +79,20 @@ class Daemon:
 class AllInOne:
     state_dir: Path
     api_port: int = 8080
-    host_lease_ttl: int = 3
+    host_lease_ttl: int | None = None  # None: the config's default
     settings: dict[str, str] = field(default_factory=dict)  # extra ucloud.conf keys
     register_tiny: bool = True  # build (once) and register the test guest as image `tiny`
     hosts: int | None = None  # hosts host1..hostN; None: as the state dir says, else 1
+    ceph: bool | None = None  # image_store = rbd on a Ceph of the lab; None: as the state dir says
 
     def __post_init__(self) -> None:
         self.state_dir = Path(self.state_dir).absolute()
         lab_file = self.state_dir / "lab.json"
+        lab = json.loads(lab_file.read_text()) if lab_file.exists() else {}
         if self.hosts is None:
-            self.hosts = json.loads(lab_file.read_text())["hosts"] if lab_file.exists() else 1
+            self.hosts = lab.get("hosts", 1)
+        if self.ceph is None:
+            self.ceph = lab.get("ceph", False)
         self.fabric = Fabric.for_state_dir(self.state_dir)
         self._children: dict[str, subprocess.Popen] = {}  # daemons started by this object
         self._admin: Client | None = None
@@ -120,12 +130,18 @@ class AllInOne:
     def log_path(self, name: str) -> Path:
         return self.state_dir / "logs" / f"{name}.log"
 
+    @property
+    def ceph_dir(self) -> Path:
+        return self.state_dir / "ceph"
+
     def _ports(self) -> dict[str, int]:
         """Ports chosen at the first `up`, kept so a later `up` or `down` finds the same cloud."""
         path = self.state_dir / "ports.json"
         ports = json.loads(path.read_text()) if path.exists() else {}
         for name in ("etcd", "scheduler_metrics"):
             ports.setdefault(name, free_port())
+        if self.ceph:
+            ports.setdefault("ceph_mon", free_port("::1"))  # bound on the fabric's gateway
         ports["api"] = self.api_port
         if self.state_dir.is_dir():
             path.write_text(json.dumps(ports))
@@ -173,9 +189,16 @@ class AllInOne:
         API is healthy and every host is ALIVE."""
         for sub in ("pids", "logs", "images"):
             (self.state_dir / sub).mkdir(parents=True, exist_ok=True)
+        # qemu runs as qemu_user and opens its VMs' files under here by name: searchable by
+        # every user, listable by root only.
+        self.state_dir.chmod(0o711)
         ports = self._ports()
-        (self.state_dir / "lab.json").write_text(json.dumps({"hosts": self.hosts}))
+        (self.state_dir / "lab.json").write_text(
+            json.dumps({"hosts": self.hosts, "ceph": self.ceph})
+        )
         self.fabric.create(self.hosts)
+        if self.ceph:
+            self._start_ceph(ports["ceph_mon"])
         self._write_confs(ports)
         extra = [self.fabric.gateway]
         etcd = EtcdServer(
@@ -207,14 +230,33 @@ class AllInOne:
             self._children[daemon.name] = process
             daemon.pidfile(self.state_dir).write_text(str(process.pid))
 
+    def _start_ceph(self, port: int) -> None:
+        """The lab's Ceph, unless it runs. Its OSD keeps data in memory (memstore): a Ceph
+        started again is empty, so `down` removes its directory."""
+        if self._running("ceph-mon") and self._running("ceph-osd"):
+            return
+        from ucloud_aio.ceph import CephCluster  # imports rados: only with --ceph
+
+        for name in CEPH_DAEMONS:
+            self._stop(name, signal.SIGKILL)
+        shutil.rmtree(self.ceph_dir, ignore_errors=True)
+        cluster = CephCluster(self.ceph_dir, self.fabric.gateway, port=port).start()
+        for name, process in zip(CEPH_DAEMONS, (cluster.mon, cluster.osd), strict=True):
+            assert process is not None
+            self._children[name] = process
+            self._pidfile(name).write_text(str(process.pid))
+
     def down(self) -> None:
-        """Stop every process of this cloud: daemons, then VMs, then etcd; remove the lab's
-        namespaces and links. Nothing is left."""
+        """Stop every process of this cloud: daemons, then VMs, then Ceph and etcd; remove the
+        lab's namespaces and links. Nothing is left."""
         for name in [d.name for d in reversed(self.daemons(self._ports()))]:
             self._stop(name)
         # VMs name their run dir (under the state dir) on their command line.
         for pid in pids_mentioning(str(self.state_dir / "hosts")):
             kill_pid(pid, timeout=3)
+        for name in reversed(CEPH_DAEMONS):
+            self._stop(name, signal.SIGKILL)  # memstore: nothing to save
+        shutil.rmtree(self.ceph_dir, ignore_errors=True)
         for index in range(1, self.hosts + 1):
             for pid in self.fabric.pids(index):
                 kill_pid(pid, signal.SIGKILL)
@@ -226,12 +268,12 @@ class AllInOne:
             for marker in ("killed", "cut"):
                 (self.host_dir(host) / marker).unlink(missing_ok=True)
 
-    def _stop(self, name: str) -> None:
+    def _stop(self, name: str, sig: int = signal.SIGTERM) -> None:
         path = self._pidfile(name)
         if path.exists():
             pid = int(path.read_text())
             if self._owned(pid):
-                kill_pid(pid)
+                kill_pid(pid, sig)
             self._clear_leftovers(name)
 
     # -- lab: failures on purpose ----------------------------------------------------------
@@ -264,7 +306,11 @@ class AllInOne:
     def status(self) -> dict[str, bool]:
         return {
             name: self._running(name)
-            for name in ["etcd", *(d.name for d in self.daemons(self._ports()))]
+            for name in [
+                "etcd",
+                *(CEPH_DAEMONS if self.ceph else ()),
+                *(d.name for d in self.daemons(self._ports())),
+            ]
         }
 
     # -- helpers -----------------------------------------------------------------------------
@@ -300,11 +346,17 @@ class AllInOne:
 
     def _write_confs(self, ports: dict[str, int]) -> None:
         common = {
-            "host_lease_ttl": str(self.host_lease_ttl),
+            **({"host_lease_ttl": str(self.host_lease_ttl)} if self.host_lease_ttl else {}),
             "image_dir": str(self.state_dir / "images"),
             "shared_storage": "true",
             "tenant_mtu": str(TENANT_MTU),
         }
+        if self.ceph:
+            common |= {
+                "image_store": "rbd",
+                "rbd_pool": CEPH_POOL,
+                "ceph_conf": str(self.ceph_dir / "ceph.conf"),
+            }
         self._write_conf(
             self.conf_path,
             {
@@ -321,6 +373,7 @@ class AllInOne:
                     "etcd_endpoints": f"[{self.fabric.gateway}]:{ports['etcd']}",
                     "hostname": host,
                     "run_dir": str(self.run_dir(host)),
+                    "qemu_user": QEMU_USER,
                     "underlay_address": self.fabric.address(self.host_index(host)),
                     "underlay_interface": "eth0",
                     **common,

@@ -53,6 +53,9 @@ def _child_exit(server: Any, worker: Any) -> None:
     "admin_realm",
     "image_store",
     "image_dir",
+    "rbd_pool",
+    "ceph_conf",
+    "ceph_client_id",
     "log_level",
 )
 @click.option(

@@ -125,9 +125,9 @@ def delete(uuid: str) -> Any:
     image: Image = entry.value
 
     def users() -> list[str]:
-        return [
-            e.value["uuid"] for e in store.list(keys.VM).entries if e.value.get("image") == uuid
-        ]
+        vms = [e.value["uuid"] for e in store.list(keys.VM).entries if e.value.get("image") == uuid]
+        # disks the store knows of (an RBD clone outliving its VM's record) count as well
+        return vms or svc.images.disk_users(uuid)
 
     release = [Delete(keys.image(uuid)), Delete(keys.image_name(scope(image), image["name"]))]
     delete_unless_used(store, entry, users, release, "image")

@@ -13,7 +13,7 @@ from common.store.mirror import Mirror
 from common.tenantlinks import TenantLinks
 from ucloud_meta import callers, documents
 from ucloud_meta.documents import NOT_FOUND, Answer
-from ucloud_meta.server import BridgeServer
+from ucloud_meta.server import BridgeServer, Caller
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class MetaAgent:
             return None
         return nic
 
-    def answer(self, caller: object, path: str) -> Answer:
+    def answer(self, caller: Caller, path: str) -> Answer:
         assert isinstance(caller, callers.Nic)
         if caller not in self.present:
             return NOT_FOUND  # detached or moved since the connection was made

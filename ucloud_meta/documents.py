@@ -9,11 +9,12 @@ User data that was not given is a 404, as on EC2 and OpenStack.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 import orjson
 
 from common import metadata
-from common.records import VM, VMData, VMDataKey
+from common.records import VM, VMData
 
 TEXT, JSON, BINARY = "text/plain; charset=utf-8", "application/json", "application/octet-stream"
 
@@ -52,12 +53,6 @@ def answer(path: str, vm: VM, data: VMData) -> Answer:
     """The answer for `path` (query string removed) to the VM `vm` with its VM data `data`."""
     keys = data.get("ssh_keys", [])
     user_data = data.get("user_data")
-    hostname = vm["name"]
-    meta = {
-        "instance-id": vm["uuid"],
-        "hostname": hostname,
-        "local-hostname": hostname,
-    }
     path = _latest("/" + path.strip("/"))
     if path == "/ssh-keys":
         return _text([key["key"] for key in keys])
@@ -65,10 +60,8 @@ def answer(path: str, vm: VM, data: VMData) -> Answer:
         return _text([*EC2_VERSIONS, "latest", "openstack", "ssh-keys"])
     if path == "/latest":
         return _text(["meta-data/", "user-data"] if user_data is not None else ["meta-data/"])
-    if path == "/latest/meta-data":
-        return _text([*meta, "public-keys/"])
-    if path.startswith("/latest/meta-data/"):
-        return _ec2_meta(path.removeprefix("/latest/meta-data/"), meta, keys)
+    if path == "/latest/meta-data" or path.startswith("/latest/meta-data/"):
+        return _ec2_meta(path.removeprefix("/latest/meta-data").strip("/"), vm, data)
     if path in ("/latest/user-data", "/openstack/latest/user_data"):
         return NOT_FOUND if user_data is None else Answer(200, BINARY, user_data.encode())
     if path == "/openstack":
@@ -90,19 +83,19 @@ def _latest(path: str) -> str:
     return path
 
 
-def _ec2_meta(rest: str, meta: dict[str, str], keys: list[VMDataKey]) -> Answer:
-    if rest in meta:
-        return Answer(200, TEXT, meta[rest].encode())
-    if rest == "public-keys":
-        return _text([f"{index}={key['name']}" for index, key in enumerate(keys)])
-    parts = rest.split("/")
-    # ASCII digits only: a path is read as Latin-1, and "²" (byte 0xB2) is a digit to isdigit().
-    index = parts[1] if len(parts) > 1 and parts[1].isascii() and parts[1].isdigit() else None
-    if parts[0] != "public-keys" or index is None or int(index) >= len(keys):
-        return NOT_FOUND
-    key = keys[int(index)]
-    if len(parts) == 2:
-        return _text(["openssh-key"])
-    if len(parts) == 3 and parts[2] == "openssh-key":
-        return _text([key["key"]])
-    return NOT_FOUND
+def _ec2_meta(rest: str, vm: VM, data: VMData) -> Answer:
+    """A document of the EC2 tree, or a folder's listing (`_name` or `name/` per entry)."""
+    node: Any = metadata.ec2_meta_data(vm, data)
+    for part in rest.split("/") if rest else []:
+        if not isinstance(node, dict) or part.startswith("_") or part not in node:
+            return NOT_FOUND
+        node = node[part]
+    if isinstance(node, str):
+        return Answer(200, TEXT, node.encode())
+    return _text(
+        [
+            child.get("_name", f"{name}/") if isinstance(child, dict) else name
+            for name, child in node.items()
+            if not name.startswith("_")
+        ]
+    )

@@ -9,6 +9,7 @@ import click
 from common import config as configuration
 from common import daemon
 from common.store import Store
+from ucloud_scheduler.evacuation import MassFailure
 from ucloud_scheduler.placement import Policy
 from ucloud_scheduler.scheduler import Scheduler
 
@@ -21,6 +22,8 @@ from ucloud_scheduler.scheduler import Scheduler
     "disk_overcommit",
     "placement",
     "scheduler_lease_ttl",
+    "mass_failure_share",
+    "mass_failure_grace",
     "shared_storage",
     "log_level",
     "metrics_port",
@@ -36,6 +39,7 @@ def main(config_path: str | None, **flags: Any) -> None:
         identity,
         config.scheduler_lease_ttl,
         config.shared_storage,
+        MassFailure(config.mass_failure_share, config.mass_failure_grace),
     )
     daemon.serve(scheduler, store)
 

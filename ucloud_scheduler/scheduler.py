@@ -24,6 +24,7 @@ from common.store import Store, Transaction, absent, keys
 from common.store.client import Entry
 from common.store.election import Election
 from common.store.mirror import Mirror
+from ucloud_scheduler.evacuation import HostState, MassFailure
 from ucloud_scheduler.placement import Demand, Host, Plan, Policy, plan
 
 log = logging.getLogger(__name__)
@@ -43,10 +44,13 @@ class Scheduler:
         identity: str,
         lease_ttl: int,
         shared_storage: bool = False,
+        mass_failure: MassFailure | None = None,
     ) -> None:
         self.store = store
         self.policy = policy
         self.shared_storage = shared_storage  # may a dead host's VMs restart elsewhere?
+        self.mass_failure = mass_failure or MassFailure()
+        self._held: set[str] = set()  # dead hosts whose VMs wait (evacuation.py), for the log
         self.election = Election(store, keys.SCHEDULER_LEADER, identity, lease_ttl)
         self.changed = threading.Event()
         self.stop = threading.Event()
@@ -169,11 +173,12 @@ class Scheduler:
         elsewhere; otherwise ERROR with the reason. The host's lease has expired (that is what
         made it DEAD), so the host has fenced itself: restarting elsewhere cannot run a VM
         twice. Each write compares the host record too, so a host that came back meanwhile
-        keeps its VMs."""
+        keeps its VMs. When many hosts died at once, their VMs wait a while (evacuation.py)."""
+        held = self._held_hosts()
         dead = {
             e.value["hostname"]: e
             for e in self.hosts.values()
-            if e.value.get("status") == model.DEAD
+            if e.value.get("status") == model.DEAD and e.value["hostname"] not in held
         }
         for entry in vms:
             vm: VM = entry.copy_value()
@@ -197,6 +202,33 @@ class Scheduler:
             else:
                 continue
             self._write_if(vm, entry, host)
+
+    def _held_hosts(self) -> set[str]:
+        states = [
+            HostState(
+                record["hostname"],
+                record.get("status", model.ALIVE),
+                model.seconds_since(record["died"]) if record.get("died") else None,
+            )
+            for record in (e.value for e in self.hosts.values())
+        ]
+        held = self.mass_failure.held(states)
+        if held != self._held:
+            if held:
+                log.warning(
+                    "%d of %d hosts died within %.0f s (%s): a control-plane or network fault"
+                    " rather than host failures; their VMs stay assigned to them until %.0f s"
+                    " after their death, so they restart in place if the hosts come back",
+                    len(held),
+                    len(states),
+                    self.mass_failure.grace,
+                    ", ".join(sorted(held)),
+                    self.mass_failure.grace,
+                )
+            else:
+                log.info("no mass failure (any more): dead hosts' VMs restart elsewhere")
+            self._held = held
+        return held
 
     def _drain_hosts(self, vms: list[Entry]) -> None:
         """VMs of a host in maintenance get a migration request; the host's agent stops them and

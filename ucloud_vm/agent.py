@@ -86,9 +86,18 @@ class VMAgent:
             except Exception:
                 log.exception("fencing check failed")
                 continue
-            if killed:
+            if self.fencer.fenced:
+                # Every VM that ran is down now, killed by us or by ucloud-watchdog (which may
+                # come first): when it starts again, that is not a crash.
+                running = [
+                    uuid
+                    for uuid, entry in self.mine().items()
+                    if entry.value["desired"] == model.RUNNING
+                    and entry.value["status"] == model.STATUS_RUNNING
+                ]
                 with self._lock:
-                    self._fenced.update(killed)
+                    self._fenced.update(killed, running)
+            if killed:
                 self.wake.set()
 
     # -- the pass ------------------------------------------------------------------------------

@@ -7,6 +7,10 @@ sockets and attached read-only.
 
     openstack/latest/meta_data.json   openstack/latest/network_data.json
     openstack/latest/user_data        (only when the VM has user data)
+    ec2/<version>/meta-data.json      ec2/<version>/user-data (only with user data)
+
+The `ec2/` tree is OpenStack's too (cloud-init reads ec2/latest/meta-data.json as the EC2
+view of the instance); versions: the one OpenStack dates it with, and latest.
 """
 
 import io
@@ -21,6 +25,7 @@ from common.records import VM, VMData
 
 LABEL = "config-2"
 FILE = "config-drive.iso"
+EC2_VERSIONS = ("2009-04-04", "latest")
 
 
 def contents(vm: VM, data: VMData) -> dict[str, bytes]:
@@ -29,14 +34,22 @@ def contents(vm: VM, data: VMData) -> dict[str, bytes]:
         "openstack/latest/meta_data.json": orjson.dumps(metadata.openstack_meta_data(vm, data)),
         "openstack/latest/network_data.json": orjson.dumps(metadata.network_data(vm)),
     }
+    ec2 = orjson.dumps(metadata.ec2_meta_data(vm, data))
+    for version in EC2_VERSIONS:
+        files[f"ec2/{version}/meta-data.json"] = ec2
     if data.get("user_data") is not None:
-        files["openstack/latest/user_data"] = str(data["user_data"]).encode()
+        user_data = str(data["user_data"]).encode()
+        files["openstack/latest/user_data"] = user_data
+        for version in EC2_VERSIONS:
+            files[f"ec2/{version}/user-data"] = user_data
     return files
 
 
 def build(directory: Path, vm: VM, data: VMData) -> Path:
     """Write the drive into `directory` (under a temporary name, then renamed: a start never
-    finds half a drive); returns its path."""
+    finds half a drive); returns its path. The directory is the VM's run dir, which qemu's
+    user owns: the file is created anew, 0600, never through a link qemu may have left there
+    (the hypervisor driver then hands it to that user)."""
     iso = pycdlib.PyCdlib()
     # Rock Ridge and Joliet carry the lower-case long names cloud-init looks for.
     iso.new(interchange_level=3, joliet=3, rock_ridge="1.09", vol_ident=LABEL)
@@ -56,7 +69,10 @@ def build(directory: Path, vm: VM, data: VMData) -> Path:
         )  # fmt: skip
     target = directory / FILE
     partial = directory / f"{FILE}.part"
-    iso.write(str(partial))
+    partial.unlink(missing_ok=True)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    with os.fdopen(os.open(partial, flags, 0o600), "wb") as output:
+        iso.write_fp(output)
     iso.close()
     os.replace(partial, target)
     return target

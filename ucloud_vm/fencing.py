@@ -36,6 +36,12 @@ class Fencer:
             return None
         return state.lease_id
 
+    @property
+    def fenced(self) -> bool:
+        """The last check found the lease stale."""
+        with self._lock:
+            return self._lease is None
+
     def check(self) -> list[str]:
         """One watchdog tick: fence if the lease is (about to be) stale; returns the VMs
         killed."""

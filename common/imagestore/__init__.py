@@ -1,6 +1,6 @@
 """The image store interface: the one owner of image files and VM disks, from registering an
-image to deleting a VM's disks. Stores: the filesystem (`fs`, the default); Ceph RBD comes later
-behind the same methods.
+image to deleting a VM's disks. Stores: the filesystem (`fs`, the default) and Ceph RBD (`rbd`,
+common/imagestore/drivers/rbd.py) behind the same methods (docs/images.md).
 
 A disk leaves the store as a block-device spec (`Disk`), never as a path: the hypervisor driver
 maps the spec to its own syntax, so a store whose disks are not files (RBD) needs no change
@@ -29,7 +29,18 @@ class FileSource:
     path: str
 
 
-Source = FileSource  # later: FileSource | RbdSource(pool, image, ...)
+@dataclass(frozen=True)
+class RbdSource:
+    """A disk held in Ceph RBD image `image` of `pool`, reached through the cluster that the
+    config file `conf` (readable by the hypervisor) names, as client `user`."""
+
+    pool: str
+    image: str
+    conf: str
+    user: str = "admin"
+
+
+Source = FileSource | RbdSource
 
 
 @dataclass(frozen=True)
@@ -63,7 +74,13 @@ class ImageStore(ABC):
 
     @abstractmethod
     def remove_image(self, image_uuid: str) -> None:
-        """Delete the image (idempotent). The caller makes sure no VM disk is based on it."""
+        """Delete the image (idempotent). The caller makes sure no VM disk is based on it; a
+        store that knows of one anyway refuses (Conflict) and keeps the image."""
+
+    def disk_users(self, image_uuid: str) -> list[str]:
+        """VMs (uuids) whose disks the store itself knows to be based on the image, e.g. RBD
+        clones that outlived their VM's record; checked with the records before a delete."""
+        return []
 
     @abstractmethod
     def prepare_vm_disks(
@@ -80,5 +97,10 @@ class ImageStore(ABC):
 
 
 IMAGE_STORES: Registry[ImageStore] = Registry(
-    "image store", "image_store", {"fs": "common.imagestore.fs:FilesystemStore"}
+    "image store",
+    "image_store",
+    {
+        "fs": "common.imagestore.fs:FilesystemStore",
+        "rbd": "common.imagestore.drivers.rbd:RbdStore",
+    },
 )

@@ -2,7 +2,9 @@
 nested "kvm-pvm" device aborts on `-cpu host` on some machines, and on others fails to emulate
 an `iret` in protected mode, which syslinux and the kernel's setup code do), so the probe runs a
 tiny guest doing just that: a boot sector that enters 32-bit protected mode, returns through
-`iret`, and writes to qemu's isa-debug-exit port. qemu then exits with (0x31 << 1) | 1 = 99."""
+`iret`, and writes to qemu's isa-debug-exit port. qemu then exits with (0x31 << 1) | 1 = 99.
+The probe runs as the user VMs run as (`qemu_user`): whether KVM works is whether that user
+may open /dev/kvm too."""
 
 import contextlib
 import logging
@@ -13,6 +15,7 @@ import time
 from typing import IO
 
 from ucloud_vm.drivers.qemu.argv import QEMU, accel_args
+from ucloud_vm.drivers.qemu.user import QemuUser
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +36,11 @@ def _boot_sector() -> bytes:
     return _BOOT_CODE + bytes(510 - len(_BOOT_CODE)) + b"\x55\xaa"
 
 
-def kvm_works(timeout: float = 10.0) -> bool:
-    return os.access("/dev/kvm", os.R_OK | os.W_OK) and boots("kvm", timeout)
+def kvm_works(user: QemuUser, timeout: float = 10.0) -> bool:
+    return os.path.exists("/dev/kvm") and boots("kvm", user, timeout)
 
 
-def boots(accel: str, timeout: float = 10.0) -> bool:
+def boots(accel: str, user: QemuUser, timeout: float = 10.0) -> bool:
     """Whether the probe guest runs to its end with this accelerator."""
     with (
         tempfile.NamedTemporaryFile(suffix=".img") as image,
@@ -45,6 +48,7 @@ def boots(accel: str, timeout: float = 10.0) -> bool:
     ):
         image.write(_boot_sector())
         image.flush()
+        os.fchown(image.fileno(), user.uid, user.gid)
         argv = [
             QEMU,
             *accel_args(accel),
@@ -58,7 +62,9 @@ def boots(accel: str, timeout: float = 10.0) -> bool:
             "-device",
             "isa-debug-exit,iobase=0xf4,iosize=0x04",
         ]
-        probe = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=errors, stderr=errors)
+        probe = subprocess.Popen(
+            user.command(argv), stdin=subprocess.DEVNULL, stdout=errors, stderr=errors
+        )
         status = _outcome(probe, errors, timeout)
         errors.seek(0)
         output = errors.read().decode(errors="replace").strip()
@@ -87,11 +93,11 @@ def _outcome(probe: subprocess.Popen, output: IO[bytes], timeout: float) -> int 
             probe.wait()
 
 
-def choose(setting: str) -> str:
-    """The accelerator for `accel` = auto | kvm | tcg."""
+def choose(setting: str, user: QemuUser) -> str:
+    """The accelerator for `accel` = auto | kvm | tcg, for qemus running as `user`."""
     if setting in ("kvm", "tcg"):
         return setting
-    if kvm_works():
+    if kvm_works(user):
         return "kvm"
     log.info("KVM does not run guests here: using TCG")
     return "tcg"

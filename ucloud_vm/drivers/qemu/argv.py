@@ -6,11 +6,12 @@ and that pidfile path are how the driver recognises its own processes after a re
 """
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common.imagestore import Disk, Source
+from common.imagestore import Disk, RbdSource, Source
 from ucloud_vm.driver import VMSpec
 
 QEMU = "qemu-system-x86_64"
@@ -61,7 +62,8 @@ def accel_args(accel: str) -> list[str]:
 SMBIOS_PRODUCT = "OpenStack Nova"
 
 
-def build(spec: VMSpec, accel: str) -> list[str]:
+def build(spec: VMSpec, accel: str, tap_fds: Mapping[str, int]) -> list[str]:
+    """The command line; `tap_fds` holds the descriptor qemu inherits for each NIC's tap."""
     paths = Paths.of(spec)
     argv = [
         QEMU,
@@ -119,7 +121,7 @@ def build(spec: VMSpec, accel: str) -> list[str]:
     for slot in range(HOTPLUG_SLOTS):
         argv += ["-device", f"pcie-root-port,id=rp{slot},chassis={slot + 1},slot={slot + 1}"]
     for nic in spec.nics:
-        netdev, device = nic_options(nic)
+        netdev, device = nic_options(nic, str(tap_fds[nic["tap"]]))
         argv += ["-netdev", _options(netdev), "-device", _options(device)]
     return argv
 
@@ -144,7 +146,16 @@ def blockdev(disk: Disk) -> dict[str, Any]:
 
 
 def _source(source: Source) -> dict[str, Any]:
-    """The protocol node: where the bytes are (RBD sources become a `driver: rbd` branch)."""
+    """The protocol node: where the bytes are, a file or an RBD image (qemu's rbd driver; the
+    Ceph config file must be readable by qemu)."""
+    if isinstance(source, RbdSource):
+        return {
+            "driver": "rbd",
+            "pool": source.pool,
+            "image": source.image,
+            "conf": source.conf,
+            "user": source.user,
+        }
     return {"driver": "file", "filename": source.path, "aio": "threads"}
 
 
@@ -153,17 +164,13 @@ def _chain(disk: Disk) -> list[Disk]:
     return [*_chain(disk.backing), disk] if disk.backing else [disk]
 
 
-def nic_options(nic: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+def nic_options(nic: dict[str, str], fd: str) -> tuple[dict[str, str], dict[str, str]]:
     """The -netdev and -device options of a NIC (also the QMP netdev_add / device_add
-    arguments for hot-plug): a tap made by ucloud-net, virtio-net with the VM's MAC."""
+    arguments for hot-plug): the tap ucloud-net made, handed over open as `fd` (a descriptor
+    number on the command line, a name given with QMP getfd on hot-plug; tap.py says why),
+    virtio-net with the VM's MAC."""
     key = nic["mac"].replace(":", "")
-    netdev = {
-        "type": "tap",
-        "id": f"net-{key}",
-        "ifname": nic["tap"],
-        "script": "no",
-        "downscript": "no",
-    }
+    netdev = {"type": "tap", "id": f"net-{key}", "fd": fd}
     device = {
         "driver": "virtio-net-pci",
         "netdev": f"net-{key}",

@@ -1,5 +1,6 @@
 """QemuDriver: qemu processes in sessions of their own so VMs outlive the agent, found again by
-their command line (`-uuid U` and a pidfile inside this host's run dir), driven over QMP."""
+their command line (`-uuid U` and a pidfile inside this host's run dir) and their user
+(`qemu_user`, never root: user.py), driven over QMP."""
 
 import contextlib
 import logging
@@ -16,7 +17,8 @@ from typing import Any
 from ucloud_vm.driver import Hypervisor, HypervisorError, PowerState, VMSpec
 from ucloud_vm.drivers.qemu import accel as accelerators
 from ucloud_vm.drivers.qemu import argv as qemu_argv
-from ucloud_vm.drivers.qemu import logcap, qmp
+from ucloud_vm.drivers.qemu import logcap, qmp, tap
+from ucloud_vm.drivers.qemu.user import QemuUser
 
 log = logging.getLogger(__name__)
 
@@ -44,15 +46,25 @@ def _owned_by(proc: str, uid: int) -> bool:
 
 class QemuDriver(Hypervisor):
     def __init__(
-        self, run_dir: str, accel: str = "auto", serial_log_max: int = 2 * 1024**2
+        self,
+        run_dir: str,
+        user: str,
+        accel: str = "auto",
+        serial_log_max: int = 2 * 1024**2,
     ) -> None:
         self.vm_root = Path(run_dir).absolute() / "vm"
         longest = self.vm_root / ("0" * 36) / "serial.sock"
         if len(str(longest)) > SOCKET_PATH_MAX:
             raise ValueError(f"run_dir {run_dir} is too long for unix sockets ({longest})")
-        self.accel = accelerators.choose(accel)
+        self.user = QemuUser.named(user)
+        self.vm_root.mkdir(parents=True, exist_ok=True)
+        if not self.user.can_enter(self.vm_root):
+            raise ValueError(
+                f"qemu_user {user} cannot enter {self.vm_root}: a directory above is not"
+                " searchable by it"
+            )
+        self.accel = accelerators.choose(accel, self.user)
         self.serial_log_max = serial_log_max
-        self.uid = os.getuid()  # qemu runs as the agent's user
         self._children: dict[str, subprocess.Popen] = {}
         # One QMP connection per VM, kept open (connecting costs 3x a query-status) and shared
         # by all threads; the lock keeps them from opening two (qemu would serve only one).
@@ -62,7 +74,12 @@ class QemuDriver(Hypervisor):
 
     @classmethod
     def from_config(cls, config: Any) -> "QemuDriver":
-        return cls(config.run_dir, accel=config.accel, serial_log_max=config.serial_log_max)
+        return cls(
+            config.run_dir,
+            config.qemu_user,
+            accel=config.accel,
+            serial_log_max=config.serial_log_max,
+        )
 
     def run_dir(self, uuid: str) -> Path:
         return self.vm_root / uuid
@@ -87,15 +104,16 @@ class QemuDriver(Hypervisor):
     def processes(self) -> dict[str, int]:
         """uuid -> pid of every live qemu of this host (by /proc, not by pidfiles: a qemu started
         by an agent killed before it wrote anything is still found). Only processes of the uid
-        qemu runs as (the agent's): anyone can give a process a qemu-like command line, and such
-        a process must never be adopted, or killed."""
+        qemu runs as (`qemu_user`'s): anyone can give a process a qemu-like command line, and
+        such a process must never be adopted, or killed; nor can a qemu running as root (or
+        as anyone else) be one of ours."""
         found = {}
         prefix = str(self.vm_root) + "/"
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
                 continue
             try:
-                if not _owned_by(entry.path, self.uid):
+                if not _owned_by(entry.path, self.user.uid):
                     continue
                 args = Path(entry.path, "cmdline").read_bytes().split(b"\0")
             except OSError:
@@ -133,19 +151,30 @@ class QemuDriver(Hypervisor):
         if spec.uuid in self.processes():
             return
         paths = qemu_argv.Paths.of(spec)
-        paths.run.mkdir(parents=True, exist_ok=True)
-        for stale in (paths.qmp, paths.vnc, paths.serial, paths.pidfile):
-            stale.unlink(missing_ok=True)
-        argv = qemu_argv.build(spec, self.accel)
+        try:
+            self.user.own_dir(paths.run)
+            for stale in (paths.qmp, paths.vnc, paths.serial, paths.pidfile):
+                stale.unlink(missing_ok=True)
+            # The VM's own disks (overlay, extra disks, config drive) become qemu's user's;
+            # what is under them (the images) is shared, read-only and stays the store's.
+            for disk in spec.disks:
+                self.user.give(Path(disk.source.path))
+            log_fd = self.user.open_own(paths.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+        except OSError as error:
+            raise HypervisorError(
+                f"cannot give the VM's files to {self.user.name}: {error}"
+            ) from None
         # A session of its own: no signal meant for the agent reaches the VM, and the VM keeps
         # running when the agent exits or is killed.
-        with open(paths.log, "ab") as log_file:
+        with os.fdopen(log_fd, "ab") as log_file, tap.opened(n["tap"] for n in spec.nics) as taps:
             process = subprocess.Popen(
-                argv,
+                self.user.command(qemu_argv.build(spec, self.accel, taps)),
                 stdin=subprocess.DEVNULL,
                 stdout=log_file,
                 stderr=log_file,
                 start_new_session=True,
+                pass_fds=list(taps.values()),
+                umask=self.user.UMASK,
             )
         self._reap_child(spec.uuid)
         self._children[spec.uuid] = process
@@ -228,10 +257,16 @@ class QemuDriver(Hypervisor):
         }
 
     def attach_nic(self, uuid: str, nic: dict[str, str]) -> None:
-        netdev, device = qemu_argv.nic_options(nic)
+        netdev, device = qemu_argv.nic_options(nic, nic["tap"])  # the descriptor's QMP name
         monitor = self._monitor(uuid)
-        with contextlib.suppress(HypervisorError):  # left over from a failed attempt
+        # Left over from a failed attempt: a backend, or a descriptor sent but not yet taken
+        # (either holds the tap, and a tap takes one opener: opening it again would fail).
+        with contextlib.suppress(HypervisorError):
             monitor.netdev_del(netdev["id"])
+        with contextlib.suppress(HypervisorError):
+            monitor.closefd(netdev["fd"])
+        with tap.opened([nic["tap"]]) as taps:
+            monitor.getfd(netdev["fd"], taps[nic["tap"]])
         monitor.netdev_add(**netdev)
         try:
             monitor.device_add(**device)

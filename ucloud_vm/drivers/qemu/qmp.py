@@ -141,6 +141,22 @@ class Monitor:
             if error.error_class is not None or self.connected:
                 raise
 
+    def getfd(self, name: str, fd: int) -> None:
+        """Send qemu a copy of descriptor `fd` (SCM_RIGHTS) and have it kept as `name`, for a
+        command that takes it by name (netdev_add's `fd`), which then owns it. A name given
+        again replaces the earlier descriptor. The caller still closes its own `fd`."""
+
+        async def give() -> None:
+            # On the loop's thread: the socket is the loop's, and no command is half sent.
+            self._client.send_fd_scm(fd)
+            await self._client.execute("getfd", {"fdname": name})
+
+        self._run("getfd", give())
+
+    def closefd(self, name: str) -> None:
+        """Close the descriptor kept as `name` (QMPError if there is none)."""
+        self.execute("closefd", fdname=name)
+
     def netdev_add(self, id: str, type: str, **options: Any) -> None:
         """Create a network backend (e.g. type "tap" with `ifname`); QMPError if `id` exists."""
         self.execute("netdev_add", id=id, type=type, **options)
