@@ -77,7 +77,7 @@ def test_debian_cloud_image_login_with_the_owners_key(lab: AllInOne, tmp_path: P
 
     started = time.monotonic()
     vm = alice.create(
-        "deb1", image="debian-12", ram="512MiB", os_ssd=f"{image['size']}",
+        "deb1", image="debian-12", cpu=2, ram="512MiB", os_ssd=f"{image['size']}",
         networks=["net"], user_data=USER_DATA,
     )  # fmt: skip
     vm = alice.wait(vm["uuid"], status="RUNNING", timeout=120)

@@ -181,7 +181,7 @@ def test_a_leftover_partial_clone_is_made_again(
 def test_qemu_opens_the_rbd_disks(ceph: CephCluster, store: RbdStore, tmp_path: Path) -> None:
     store.import_image(IMAGE, str(pattern_qcow2(tmp_path / "source.qcow2")))
     disks = store.prepare_vm_disks(VM, IMAGE, 64 * MiB, [16 * MiB])
-    argv = build(VMSpec(VM, 1, 64 * MiB, disks, str(tmp_path / "run")), "tcg")
+    argv = build(VMSpec(VM, 1, 64 * MiB, disks, str(tmp_path / "run")), "tcg", {})
     blockdevs = [arg for flag, arg in itertools.pairwise(argv) if flag == "-blockdev"]
     nodes = named_block_nodes(blockdevs)
     by_name = {node["node-name"]: node for node in nodes}

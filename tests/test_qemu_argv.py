@@ -4,7 +4,7 @@ import json
 
 from common.imagestore import Disk, FileSource, RbdSource
 from ucloud_vm.driver import VMSpec
-from ucloud_vm.drivers.qemu.argv import blockdev, build, nic_options
+from ucloud_vm.drivers.qemu.argv import blockdev, build, nic_options, translation_cache_mib
 
 UUID = "0b0e6a2c-5c4e-4a0e-9a57-1d2a3b4c5d6e"
 IMAGE = Disk("disk0-base", FileSource("/i/image.qcow2"), read_only=True)
@@ -42,7 +42,7 @@ def test_tcg_command_line() -> None:
         "-machine",
         "q35",
         "-accel",
-        "tcg,tb-size=32",
+        "tcg,tb-size=128",
         "-smp",
         "2",
         "-m",
@@ -122,7 +122,7 @@ def test_a_raw_read_only_drive_has_no_backing_option() -> None:
 def test_an_rbd_disk_is_raw_over_an_rbd_node() -> None:
     """An RBD clone has its parent inside Ceph: one raw node over qemu's rbd driver, no chain."""
     disk = Disk("disk0", RbdSource("ucloud", f"vm-{UUID}-os", "/etc/ceph/ceph.conf"), "raw")
-    argv = build(spec(disks=[disk]), "tcg")
+    argv = build(spec(disks=[disk]), "tcg", TAP_FDS)
     assert argv.count("-blockdev") == 1
     assert json.loads(argv[argv.index("-blockdev") + 1]) == {
         "driver": "raw",
@@ -144,3 +144,14 @@ def test_a_hot_plugged_nic_names_the_descriptor_given_over_qmp() -> None:
     netdev, device = nic_options(nic, "ut020000000002")
     assert netdev == {"type": "tap", "id": "net-020000000002", "fd": "ut020000000002"}
     assert device["netdev"] == netdev["id"] and device["bus"] == "rp4"
+
+
+def test_the_translation_cache_grows_with_the_guest() -> None:
+    """A quarter of the guest's RAM, within 32..256 MiB (TCG only)."""
+    assert [translation_cache_mib(mib * 1024**2) for mib in (64, 128, 512, 2048, 8192)] == [
+        32,
+        32,
+        128,
+        256,
+        256,
+    ]

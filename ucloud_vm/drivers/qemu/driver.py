@@ -14,6 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from common.imagestore import FileSource
 from ucloud_vm.driver import Hypervisor, HypervisorError, PowerState, VMSpec
 from ucloud_vm.drivers.qemu import accel as accelerators
 from ucloud_vm.drivers.qemu import argv as qemu_argv
@@ -157,8 +158,10 @@ class QemuDriver(Hypervisor):
                 stale.unlink(missing_ok=True)
             # The VM's own disks (overlay, extra disks, config drive) become qemu's user's;
             # what is under them (the images) is shared, read-only and stays the store's.
+            # RBD disks are no files here: qemu reaches them with the Ceph client's key.
             for disk in spec.disks:
-                self.user.give(Path(disk.source.path))
+                if isinstance(disk.source, FileSource):
+                    self.user.give(Path(disk.source.path))
             log_fd = self.user.open_own(paths.log, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
         except OSError as error:
             raise HypervisorError(
