@@ -1,5 +1,7 @@
 """API benchmarks through gunicorn over real HTTP, on an all-in-one cloud:
 POST /v1/vm latency, GET /v1/vm with 10,000 VMs in etcd, authenticated GET throughput (wrk).
+Every request carries a session token (Authorization: Bearer), as the CLI's do: a TOTP code is
+accepted once.
 
     .venv/bin/python -m bench.api [--workers N] [--vms 10000] [--no-tls]
 
@@ -13,26 +15,12 @@ import tempfile
 import time
 from pathlib import Path
 
-import pyotp
-import requests
-
 from bench.util import LATENCY_HEADER, latency_row, machine, print_table
 from common import model
 from common.store import Put, keys
 from ucloud_aio.cloud import AllInOne
 from ucloud_aio.procs import free_port
-
-
-def credentials(conf: Path) -> dict[str, str]:
-    return dict(line.split(" = ", 1) for line in conf.read_text().splitlines())
-
-
-def headers(creds: dict[str, str]) -> dict[str, str]:
-    return {
-        "X-Ucloud-Name": creds["name"],
-        "X-Ucloud-Realm": creds["realm"],
-        "X-Ucloud-Token": pyotp.TOTP(creds["seed"]).now(),
-    }
+from ucloud_cli.client import Client
 
 
 def timed(function, count: int) -> list[float]:
@@ -79,18 +67,14 @@ def main() -> None:
 
 
 def run(cloud: AllInOne, args: argparse.Namespace) -> None:
-    admin = credentials(cloud.admin_conf)
-    api = cloud.api_url
-    http = requests.Session()
-    http.verify = cloud.verify
-    http.trust_env = False  # else REQUESTS_CA_BUNDLE overrides verify (nor is a proxy wanted)
+    admin = cloud.admin_client()
     # The API is measured, not qemu: the only host is drained, so the VMs posted stay PENDING
     # instead of booting (ucloud-aio registered the image tiny).
-    http.post(f"{api}/v1/host/host1/drain", headers=headers(admin)).raise_for_status()
+    admin.post("/v1/host/host1/drain")
     body = {"name": "bench", "cpu": 1, "ram": "512MiB", "os_ssd": "1GiB", "image": "tiny"}
 
     def create() -> None:
-        http.post(f"{api}/v1/vm", json=body, headers=headers(admin)).raise_for_status()
+        admin.post("/v1/vm", body)
 
     timed(create, 20)  # warm up every worker
     post = timed(create, 300)
@@ -111,20 +95,18 @@ def run(cloud: AllInOne, args: argparse.Namespace) -> None:
         store.txn([], [Put(keys.vm(v["uuid"]), v) for v in records[start : start + 100]])
     total = store.count(keys.VM)
     store.close()
-    answer = http.post(
-        f"{api}/v1/user", json={"name": "alice", "realm": "users"}, headers=headers(admin)
-    )
-    answer.raise_for_status()
-    alice = {"name": "alice", "realm": "users", "seed": answer.json()["seed"]}
+    account = admin.post("/v1/user", {"name": "alice", "realm": "users"})
+    ca = str(cloud.ca_file) if cloud.ca_file else None
+    alice = Client.of(cloud.api_url, "alice", "users", account["seed"], ca, cache=False)
 
     def list_all() -> None:
-        http.get(f"{api}/v1/vm", headers=headers(admin)).raise_for_status()
+        admin.get("/v1/vm")
 
     def list_own() -> None:
-        http.get(f"{api}/v1/vm", headers=headers(alice)).raise_for_status()
+        alice.get("/v1/vm")
 
-    # Timed: until the whole body is received (parsing 4 MB of JSON is the client's business).
-    assert len(http.get(f"{api}/v1/vm", headers=headers(admin)).json()) == total
+    # Timed: until the whole body is received (and decoded: the client's share is small).
+    assert len(admin.get("/v1/vm")) == total
     get_all = timed(list_all, 30)
     get_own = timed(list_own, 30)
 
@@ -144,16 +126,16 @@ def run(cloud: AllInOne, args: argparse.Namespace) -> None:
     )
     print()
     one = records[1]["uuid"]
-    throughput(api, alice, f"/v1/vm/{one}")
+    throughput(cloud.api_url, alice, f"/v1/vm/{one}")
+    alice.logout()
 
 
-def throughput(api: str, creds: dict[str, str], path: str) -> None:
-    """wrk with a token valid for the next ~60 s (the local backend accepts +-1 step)."""
+def throughput(api: str, client: Client, path: str) -> None:
+    """wrk with the session token of `client` (Authorization: Bearer)."""
     rows = []
     for connections in (8, 32):
-        token_headers = headers(creds)
         argv = ["wrk", "-t2", f"-c{connections}", "-d10s", "--latency"]
-        for name, value in token_headers.items():
+        for name, value in client.auth.headers().items():
             argv += ["-H", f"{name}: {value}"]
         result = subprocess.run([*argv, f"{api}{path}"], capture_output=True, text=True, check=True)
         out = result.stdout

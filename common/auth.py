@@ -5,9 +5,24 @@ A caller presents name, realm and a current 6-digit TOTP token. Two backends che
 - `ungleich-otp`: the token is POSTed to an ungleich-otp server's /ungleichotp/verify/ together
   with ucloud's own credentials; HTTP 200 means valid.
 Seeds are secrets: they are returned once, on creation, and never logged.
+
+A code is accepted once (RFC 6238 5.2): after a backend said yes, `ReplayGuard` claims
+/v1/otp-used/<realm>/<name>/<code> create-if-absent in one etcd transaction; when the key exists
+the code was used already and the request is refused (TokenReused, 401 with reason
+`token_reused`), logged (identity and address, never the code) and counted as a failed login of
+the address (common/lockout.py says why not of the identity). The keys sit on a lease shared by
+all claims of a worker for a while, granted for twice the time a code can be valid
+((2 * auth_window + 1) * 30 s + 30 s) and replaced when half of it has passed, so every claim
+outlives its code and the keys vanish by themselves.
+Another identity may use the same digits: the key holds realm and name.
+
+Because a code works once, clients do not send one per request: they exchange a code for a
+session token (POST /v1/session, common/sessions.py) and send `Authorization: Bearer <token>`.
 """
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -16,11 +31,14 @@ import requests
 
 from common import validation
 from common.config import Config
-from common.errors import Conflict, InvalidInput, Unauthenticated, Unavailable
+from common.errors import Conflict, InvalidInput, TokenReused, Unauthenticated, Unavailable
 from common.model import now
 from common.records import Account
 from common.store import Store, keys
+from common.store.client import StoreError
 from common.store.mirror import Mirror
+
+STEP = 30  # seconds of a TOTP step (RFC 6238's default, and pyotp's)
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +65,14 @@ class Caller:
 class OtpBackend(Protocol):
     def verify(self, credentials: Credentials) -> bool: ...
 
+    def account_revision(self, name: str, realm: str) -> int | None:
+        """What identifies the account now (None: there is none), stored with a session."""
+        ...
+
+    def has_account(self, name: str, realm: str, revision: int) -> bool:
+        """Whether the account a session was made for (`revision`) still exists."""
+        ...
+
     def close(self) -> None: ...
 
 
@@ -70,6 +96,25 @@ class LocalOtp:
             return True
         entry = self.store.get(key)
         return entry is not None and self._check(entry.value, credentials)
+
+    def account_revision(self, name: str, realm: str) -> int | None:
+        """The create revision of the account: a user deleted and made again is another one."""
+        entry = self.store.get(keys.user_account(name))
+        if entry is None or entry.value.get("realm") != realm:
+            return None
+        return entry.create_revision
+
+    def has_account(self, name: str, realm: str, revision: int) -> bool:
+        key = keys.user_account(name)
+        cached = self.mirror.entries.get(key) if self.mirror is not None else None
+        if cached is not None and cached.create_revision == revision:
+            return bool(cached.value.get("realm") == realm)
+        entry = self.store.get(key)  # not in the copy (yet), or another account: etcd decides
+        return (
+            entry is not None
+            and entry.create_revision == revision
+            and entry.value.get("realm") == realm
+        )
 
     def _check(self, account: Account, credentials: Credentials) -> bool:
         if account.get("realm") != credentials.realm or not account.get("seed"):
@@ -107,6 +152,12 @@ class UngleichOtp:
     def close(self) -> None:
         self.http.close()
 
+    def account_revision(self, name: str, realm: str) -> int | None:
+        return 0  # users live in the OTP server: ucloud cannot tell one from its successor
+
+    def has_account(self, name: str, realm: str, revision: int) -> bool:
+        return True  # sessions end by expiry or DELETE /v1/session (docs/api.md)
+
     def verify(self, credentials: Credentials) -> bool:
         body = {
             "name": credentials.name,
@@ -136,16 +187,70 @@ def backend_from_config(config: Config, store: Store) -> OtpBackend:
     )
 
 
-def authenticate(backend: OtpBackend, credentials: Credentials | None, admin_realm: str) -> Caller:
-    """The Caller for valid credentials; Unauthenticated (401) otherwise."""
+class ReplayGuard:
+    """Remembers the TOTP codes accepted, so that none is accepted twice (module docstring)."""
+
+    def __init__(self, store: Store, window: int) -> None:
+        self.store = store
+        # a code is valid for 2 * window + 1 steps; 30 s more for clocks and lease rounding
+        self.remember = (2 * window + 1) * STEP + STEP
+        self._lock = threading.Lock()
+        self._lease = 0
+        self._use_until = 0.0  # time.monotonic() until which new claims may go on _lease
+
+    def _current_lease(self) -> int:
+        with self._lock:
+            if time.monotonic() >= self._use_until:
+                # granted for 2 * remember, used for the first half: every claim lives >= remember
+                self._lease = self.store.grant(2 * self.remember)
+                self._use_until = time.monotonic() + self.remember
+            return self._lease
+
+    def _drop_lease(self, lease: int) -> None:
+        with self._lock:
+            if self._lease == lease:
+                self._use_until = 0.0
+
+    def claim(self, credentials: Credentials) -> None:
+        """Record the code as used; TokenReused if it was used already by this identity."""
+        key = keys.otp_used(credentials.realm, credentials.name, credentials.token)
+        for attempt in range(2):
+            lease = self._current_lease()
+            try:
+                created = self.store.create(key, {"used": now()}, lease)
+            except StoreError as error:
+                # the lease vanished (revoked by hand, etcd restored from a backup): a new one
+                if attempt or "lease not found" not in error.message:
+                    raise
+                self._drop_lease(lease)
+                continue
+            if not created:
+                raise TokenReused(
+                    "token already used: a TOTP code is accepted once; wait for the next one,"
+                    " or use a session (POST /v1/session)"
+                )
+            return
+
+
+def authenticate(
+    backend: OtpBackend,
+    credentials: Credentials | None,
+    admin_realm: str,
+    replay: ReplayGuard | None = None,
+) -> Caller:
+    """The Caller for valid credentials, their code claimed by `replay`; Unauthenticated (401)
+    otherwise (TokenReused for a code used before)."""
     if credentials is None:
         raise Unauthenticated(
-            "missing credentials: send X-Ucloud-Name, X-Ucloud-Realm and X-Ucloud-Token"
+            "missing credentials: send Authorization: Bearer <session token>, or X-Ucloud-Name,"
+            " X-Ucloud-Realm and X-Ucloud-Token"
         )
     if not credentials.token.isdigit() or not backend.verify(credentials):
         raise Unauthenticated(
             "invalid credentials: unknown user, wrong realm or wrong/expired token"
         )
+    if replay is not None:
+        replay.claim(credentials)
     return Caller(credentials.name, credentials.realm, credentials.realm == admin_realm)
 
 

@@ -58,6 +58,13 @@ def _ipv6_pool(text: str) -> ipaddress.IPv6Network:
     return pool
 
 
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError(f"expected a positive integer, got {text!r}")
+    return value
+
+
 def _choice(*choices: str) -> Callable[[str], str]:
     def parse(text: str) -> str:
         if text not in choices:
@@ -148,7 +155,13 @@ OPTIONS: dict[str, Option] = {
             _choice("local", "ungleich-otp"),
             "where TOTP tokens are checked: seeds kept in etcd (local) or an ungleich-otp server",
         ),
-        Option("auth_window", "1", int, "30-second TOTP steps accepted either side of now (local)"),
+        Option(
+            "auth_window",
+            "1",
+            int,
+            "30-second TOTP steps accepted either side of now (local; with ungleich-otp: the"
+            " server's window, which sets how long used codes are remembered)",
+        ),
         Option("admin_realm", "ucloud-admin", str, "callers of this realm may act on everything"),
         Option(
             "auth_lockout",
@@ -167,6 +180,12 @@ OPTIONS: dict[str, Option] = {
             "20",
             int,
             "failed logins from one client address within auth_lockout before it is refused",
+        ),
+        Option(
+            "session_ttl",
+            "3600",
+            _positive_int,
+            "seconds a session token of POST /v1/session stays valid (Authorization: Bearer)",
         ),
         Option("otp_server", "", str, "base URL of the ungleich-otp server (ungleich-otp backend)"),
         Option("otp_verify_name", "", str, "ucloud's own name at the ungleich-otp server"),
@@ -410,6 +429,7 @@ class Config(dict[str, Any]):
     auth_lockout: int
     auth_failures_per_identity: int
     auth_failures_per_address: int
+    session_ttl: int
     otp_server: str
     otp_verify_name: str
     otp_verify_realm: str

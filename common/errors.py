@@ -5,7 +5,10 @@ import click
 
 
 class UcloudError(Exception):
-    """Base class; the message is safe to show to the caller."""
+    """Base class; the message is safe to show to the caller. `reason`, when a class sets it, is
+    a stable word for programs (the API answers it next to the message, which may be reworded)."""
+
+    reason: str | None = None
 
     def __init__(self, message: str) -> None:
         super().__init__(message)
@@ -18,6 +21,12 @@ class InvalidInput(UcloudError):
 
 class Unauthenticated(UcloudError):
     """Missing, unknown or wrong credentials."""
+
+
+class TokenReused(Unauthenticated):
+    """A TOTP code that was accepted once already (RFC 6238 5.2): the client takes the next one."""
+
+    reason = "token_reused"
 
 
 class Forbidden(UcloudError):

@@ -9,6 +9,16 @@ Counters live under /v1/auth-failures/<sha256 of the subject> on a lease of `win
 granted at the first failure: they vanish by themselves. A lockout also keeps the real user of
 an identity out while it lasts (as Proxmox's TFA lock does); the per-address limit is higher,
 since one address may carry many users.
+
+What counts as a failure: a wrong, expired or unknown TOTP code; a code used before (a replay,
+RFC 6238 5.2), for its address only; and a bad session token (unknown, expired, revoked,
+malformed), for its address only, since it names no identity. A replay is suspicious (someone
+may have seen the code) and is logged as such, with identity and address; but it is a right
+code, so it guesses nothing, and two of the user's own clients starting sessions in the same
+30 s step make one: counting it against the identity would lock the user out for nothing, while
+counting it per address still limits a replaying stranger. A session token is refused while its
+address is locked out, but not while its identity is: the lock stops code guessing, and the
+session was bought with a good code before.
 """
 
 import functools
@@ -46,10 +56,19 @@ class Lockout:
                     f"too many failed logins for this {kind}; try again in {left} s", left
                 )
 
-    def failed(self, identity: str | None, address: str) -> None:
-        """Count a failed login (and write it to the audit log: who, from where)."""
-        log.warning("authentication refused: identity %r from %s", identity, address)
-        for kind, subject in (("identity", identity), ("address", address)):
+    def failed(
+        self,
+        identity: str | None,
+        address: str,
+        reason: str = "bad credentials",
+        count_identity: bool = True,
+    ) -> None:
+        """Count a failed login (and write it to the audit log: who, from where, why; never the
+        code or token). A bad session token has no identity: it counts for the address; so does
+        a replayed code (count_identity False)."""
+        log.warning("authentication refused (%s): identity %r from %s", reason, identity, address)
+        counted = (("identity", identity if count_identity else None), ("address", address))
+        for kind, subject in counted:
             if subject is not None:
                 self.store.transact(functools.partial(self._count, self._key(kind, subject)))
 

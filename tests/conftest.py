@@ -1,5 +1,6 @@
 """Fixtures that start real parts: etcd on free loopback ports, the daemons as processes."""
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -9,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import pyotp
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
@@ -24,6 +24,10 @@ from ucloud_aio.cloud import AllInOne
 from ucloud_aio.etcd import EtcdServer
 from ucloud_aio.procs import free_port, pids_mentioning
 from ucloud_api.app import close_app, create_app
+from ucloud_cli.client import SessionAuth
+from ucloud_cli.settings import Settings
+
+_SESSION_CACHE: str | None = None
 
 if TYPE_CHECKING:
     from ucloud_aio.ceph import CephCluster
@@ -37,6 +41,16 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     ):
         if shutil.which(tool) is None:
             raise pytest.UsageError(f"{tool} is not installed: run scripts/setup.sh")
+    # Session tokens the clients cache (the CLI's, the lab helpers', ucloud-aio's) go to a
+    # directory of this run, not to the user's ~/.cache; subprocesses inherit it.
+    global _SESSION_CACHE
+    _SESSION_CACHE = tempfile.mkdtemp(prefix="ucloud-test-cache-")
+    os.environ["XDG_CACHE_HOME"] = _SESSION_CACHE
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    if _SESSION_CACHE is not None:
+        shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
@@ -94,21 +108,29 @@ def truncated_qcow2(path: Path) -> Path:
     return path
 
 
-@dataclass
 class ApiClient:
-    """Requests against the real Flask app (in-process) as one user, with fresh TOTP tokens."""
+    """Requests against the real Flask app (in-process) as one user, with a session token bought
+    with a TOTP code on first use (ucloud_cli.client.SessionAuth, as every client does)."""
 
-    client: FlaskClient
-    name: str
-    realm: str
-    seed: str
+    def __init__(self, client: FlaskClient, name: str, realm: str, seed: str) -> None:
+        self.client = client
+        self.name = name
+        self.realm = realm
+        self.seed = seed
+        self.auth = SessionAuth(Settings("", name, realm, seed), self._post_session)
+
+    def _post_session(self, headers: dict[str, str]) -> tuple[int, object]:
+        answer = self.client.post("/v1/session", headers=headers)
+        return answer.status_code, answer.json
 
     def headers(self) -> dict[str, str]:
-        return {
-            "X-Ucloud-Name": self.name,
-            "X-Ucloud-Realm": self.realm,
-            "X-Ucloud-Token": pyotp.TOTP(self.seed).now(),
-        }
+        """Authorization: Bearer of this user's session."""
+        return self.auth.headers()
+
+    def totp_headers(self) -> dict[str, str]:
+        """X-Ucloud-* with the current code: accepted once (the next call gives the same code
+        within a 30 s step, and the API refuses it)."""
+        return self.auth.totp_headers()
 
     def request(self, method: str, path: str, json: object = None, **kwargs: object):
         return self.client.open(path, method=method, json=json, headers=self.headers(), **kwargs)

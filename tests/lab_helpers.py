@@ -7,11 +7,9 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-import pyotp
-import requests
-
 from tests.daemons import eventually
 from ucloud_aio.cloud import AllInOne
+from ucloud_cli.client import Client as ApiClient
 
 
 class Client:
@@ -20,28 +18,23 @@ class Client:
     def __init__(self, cloud: AllInOne, creds: dict[str, str] | None = None) -> None:
         self.cloud = cloud
         self.creds = creds or cloud.admin_credentials()
+        # a session cached like the CLI's: every Client of the admin shares one
+        ca = cloud.ca_file
+        self.api = ApiClient.of(
+            cloud.api_url,
+            self.creds["name"],
+            self.creds["realm"],
+            self.creds["seed"],
+            str(ca) if ca else None,
+        )
 
     def new_user(self, name: str) -> "Client":
         """Create a local user (as the admin) and return a client acting as it."""
         account = self.call("POST", "/v1/user", {"name": name, "realm": "users"}, 201)
         return Client(self.cloud, account)
 
-    def headers(self) -> dict[str, str]:
-        return {
-            "X-Ucloud-Name": self.creds["name"],
-            "X-Ucloud-Realm": self.creds["realm"],
-            "X-Ucloud-Token": pyotp.TOTP(self.creds["seed"]).now(),
-        }
-
     def call(self, method: str, path: str, body: Any = None, expect: int = 200) -> Any:
-        answer = requests.request(
-            method,
-            self.cloud.api_url + path,
-            json=body,
-            headers=self.headers(),
-            timeout=30,
-            verify=self.cloud.verify,
-        )
+        answer = self.api.response(method, path, body)
         assert answer.status_code == expect, answer.text
         return answer.json()
 
@@ -57,12 +50,7 @@ class Client:
         return self.call("POST", "/v1/vm", body, 201)
 
     def vm(self, uuid: str) -> dict[str, Any] | None:
-        answer = requests.get(
-            f"{self.cloud.api_url}/v1/vm/{uuid}",
-            headers=self.headers(),
-            timeout=30,
-            verify=self.cloud.verify,
-        )
+        answer = self.api.response("GET", f"/v1/vm/{uuid}")
         return None if answer.status_code == 404 else answer.json()
 
     def wait(self, uuid: str, timeout: float = 30, **fields: Any) -> dict[str, Any]:
@@ -92,12 +80,7 @@ class Client:
 
     def delete_all(self) -> None:
         for vm in self.call("GET", "/v1/vm"):
-            requests.delete(
-                f"{self.cloud.api_url}/v1/vm/{vm['uuid']}",
-                headers=self.headers(),
-                timeout=30,
-                verify=self.cloud.verify,
-            )
+            self.api.response("DELETE", f"/v1/vm/{vm['uuid']}")
         eventually(lambda: self.call("GET", "/v1/vm") == [], timeout=60)
 
 

@@ -53,11 +53,20 @@ def test_ungleich_otp_backend(store, etcd_server, tmp_path) -> None:
         )
         assert client.get("/v1/vm", headers=expired).status_code == 401
         assert client.get("/v1/vm").status_code == 401
-        # the admin realm is recognised; user creation belongs to the OTP server
+        # a code the OTP server accepted is accepted once by ucloud
+        replayed = client.get("/v1/vm", headers=good)
+        assert replayed.status_code == 401 and replayed.json["reason"] == "token_reused"
+        # the admin realm is recognised, also through a session; user creation belongs to the
+        # OTP server
         admin = headers("root", "ucloud-admin", pyotp.TOTP(ADMIN_SEED).now())
-        assert client.get("/v1/host", headers=admin).status_code == 200
-        answer = client.post("/v1/user", json={"name": "bob", "realm": "x"}, headers=admin)
+        session = client.post("/v1/session", headers=admin)
+        assert session.status_code == 201, session.json
+        bearer = {"Authorization": f"Bearer {session.json['token']}"}
+        assert client.get("/v1/host", headers=bearer).status_code == 200
+        answer = client.post("/v1/user", json={"name": "bob", "realm": "x"}, headers=bearer)
         assert answer.status_code == 400 and "ungleich-otp" in answer.json["error"]
+        assert client.delete("/v1/session", headers=bearer).json == {"revoked": 1}
+        assert client.get("/v1/host", headers=bearer).status_code == 401
         # ucloud's own verify credentials wrong: nobody gets in
         config_bad = ungleich_config(
             etcd_server, tmp_path, url, otp_verify_seed=pyotp.random_base32()

@@ -26,6 +26,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pyotp
 import requests
@@ -47,6 +48,8 @@ from ucloud_aio.procs import (
     pids_mentioning,
     spawn,
 )
+from ucloud_cli.client import Client, SessionCache
+from ucloud_cli.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +102,7 @@ class AllInOne:
             self.tls = lab.get("tls", True)
         self.fabric = Fabric.for_state_dir(self.state_dir)
         self._children: dict[str, subprocess.Popen] = {}  # daemons started by this object
+        self._admin: Client | None = None
 
     @property
     def host_names(self) -> list[str]:
@@ -464,30 +468,33 @@ class AllInOne:
     def admin_credentials(self) -> dict[str, str]:
         return dict(line.split(" = ", 1) for line in self.admin_conf.read_text().splitlines())
 
-    def admin_headers(self) -> dict[str, str]:
+    def admin_client(self) -> Client:
+        """The API as the admin, through a session cached like the CLI's (ucloud_cli.client):
+        every client of this object and of other `ucloud-aio` runs on the cloud shares it."""
         creds = self.admin_credentials()
-        return {
-            "X-Ucloud-Name": creds["name"],
-            "X-Ucloud-Realm": creds["realm"],
-            "X-Ucloud-Token": pyotp.TOTP(creds["seed"]).now(),
-        }
+        if self._admin is None or self._admin.settings.seed != creds["seed"]:
+            self._admin = self.client(creds["name"], creds["realm"], creds["seed"], timeout=120.0)
+        return self._admin
+
+    def client(self, name: str, realm: str, seed: str, **options: Any) -> Client:
+        """The API as a user, its session cached in the state dir (sessions/), so that it goes
+        with the cloud; the CLI keeps its own in ~/.cache."""
+        ca = self.ca_file
+        settings = Settings(self.api_url, name, realm, seed, str(ca) if ca else None)
+        cache = SessionCache(settings, self.state_dir / "sessions")
+        return Client(settings, cache=cache, **options)
+
+    def admin_headers(self) -> dict[str, str]:
+        """Authorization: Bearer of the admin's session (for plain `requests` calls)."""
+        return self.admin_client().auth.headers()
 
     def _register_tiny(self) -> None:
         """The offline-built test guest as public image `tiny` (built once, then cached)."""
-        listing = requests.get(
-            f"{self.api_url}/v1/image", headers=self.admin_headers(), timeout=30, verify=self.verify
-        )
-        listing.raise_for_status()
-        if any(image["name"] == "tiny" for image in listing.json()):
+        admin = self.admin_client()
+        if any(image["name"] == "tiny" for image in admin.get("/v1/image")):
             return
         source = ensure_tiny_image()
-        answer = requests.post(
-            f"{self.api_url}/v1/image",
-            headers=self.admin_headers(),
-            json={"name": "tiny", "file": str(source)},
-            timeout=120,
-            verify=self.verify,
-        )
+        answer = admin.response("POST", "/v1/image", {"name": "tiny", "file": str(source)})
         if answer.status_code != 201:
             raise RuntimeError(f"registering image tiny failed: {answer.text}")
 

@@ -3,7 +3,6 @@
 import time
 from typing import Any
 
-import pyotp
 import requests
 
 from ucloud_aio.cloud import AllInOne
@@ -17,13 +16,7 @@ def run_demo(cloud: AllInOne, boot_timeout: float = 120.0) -> dict[str, Any]:
     """Idempotent: reuses the demo user and VM if they exist. Returns the running VM."""
     conf = cloud.state_dir / "demo.conf"
     if not conf.exists():
-        answer = requests.post(
-            f"{cloud.api_url}/v1/user",
-            headers=cloud.admin_headers(),
-            json={"name": DEMO, "realm": "users"},
-            timeout=30,
-            verify=cloud.verify,
-        )
+        answer = cloud.admin_client().response("POST", "/v1/user", {"name": DEMO, "realm": "users"})
         if answer.status_code != 201:
             raise RuntimeError(f"creating user demo failed: {answer.text}")
         account = answer.json()
@@ -33,21 +26,10 @@ def run_demo(cloud: AllInOne, boot_timeout: float = 120.0) -> dict[str, Any]:
         )
         conf.chmod(0o600)
     creds = dict(line.split(" = ", 1) for line in conf.read_text().splitlines())
+    demo = cloud.client(DEMO, "users", creds["seed"])  # a session, cached in the state dir
 
     def call(method: str, path: str, body: Any = None) -> requests.Response:
-        headers = {
-            "X-Ucloud-Name": DEMO,
-            "X-Ucloud-Realm": "users",
-            "X-Ucloud-Token": pyotp.TOTP(creds["seed"]).now(),
-        }
-        return requests.request(
-            method,
-            cloud.api_url + path,
-            json=body,
-            headers=headers,
-            timeout=30,
-            verify=cloud.verify,
-        )
+        return demo.response(method, path, body)
 
     existing = [vm for vm in call("GET", "/v1/vm").json() if vm["name"] == DEMO]
     if existing:

@@ -17,14 +17,26 @@ from prometheus_client import (
     multiprocess,
 )
 
-from common.auth import OtpBackend, backend_from_config
+from common.auth import OtpBackend, ReplayGuard, backend_from_config
 from common.config import Config
 from common.directory import LdapDirectory
 from common.errors import UcloudError
 from common.imagestore import IMAGE_STORES
 from common.lockout import Lockout
+from common.sessions import Sessions
 from common.store import Store
-from ucloud_api import errors, firewall, hosts, images, networks, openapi, sshkeys, users, vms
+from ucloud_api import (
+    errors,
+    firewall,
+    hosts,
+    images,
+    networks,
+    openapi,
+    sessions,
+    sshkeys,
+    users,
+    vms,
+)
 from ucloud_api.context import Services, authenticate_request
 
 log = logging.getLogger(__name__)
@@ -67,18 +79,21 @@ def create_app(
     # A request waits for etcd at most api_request_deadline, then answers 503: the worker
     # threads must not all hang while etcd is away.
     store = store or Store.from_config(config, retry_deadline=config.api_request_deadline)
+    otp = otp or backend_from_config(config, store)
     app.extensions["ucloud"] = Services(
-        config,
-        store,
-        otp or backend_from_config(config, store),
-        IMAGE_STORES.load(config.image_store, config),
-        Lockout(
+        config=config,
+        store=store,
+        otp=otp,
+        images=IMAGE_STORES.load(config.image_store, config),
+        lockout=Lockout(
             store,
             config.auth_lockout,
             config.auth_failures_per_identity,
             config.auth_failures_per_address,
         ),
-        directory or LdapDirectory.from_config(config),
+        replay=ReplayGuard(store, config.auth_window),
+        sessions=Sessions(store, config.session_ttl, otp, config.admin_realm),
+        directory=directory or LdapDirectory.from_config(config),
     )
     errors.register(app)
     # VMs stored before the owner index existed get their entries (idempotent, cheap when done).
@@ -122,7 +137,7 @@ def create_app(
     def openapi_json() -> Any:
         return jsonify(openapi.document())
 
-    for module in (vms, networks, hosts, users, sshkeys, images, firewall):
+    for module in (vms, networks, hosts, users, sshkeys, images, firewall, sessions):
         app.register_blueprint(module.blueprint)
     return app
 
@@ -132,5 +147,6 @@ def close_app(app: Flask) -> None:
     services = app.extensions["ucloud"]
     services.otp.close()
     services.lockout.close()
+    services.sessions.close()
     if services.directory is not None:
         services.directory.close()

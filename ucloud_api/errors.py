@@ -31,8 +31,9 @@ STATUS = {
 }
 
 
-def error_response(message: str, status: int) -> tuple[Response, int]:
-    return jsonify({"error": message}), status
+def error_response(message: str, status: int, reason: str | None = None) -> tuple[Response, int]:
+    body = {"error": message} if reason is None else {"error": message, "reason": reason}
+    return jsonify(body), status
 
 
 def register(app: Flask) -> None:
@@ -42,8 +43,11 @@ def register(app: Flask) -> None:
         if status == 500:
             log.error("unexpected %s: %s", type(error).__name__, error.message)
             return error_response("internal error", 500)
-        response, status = error_response(error.message, status)
-        if isinstance(error, Unavailable):
+        response, status = error_response(error.message, status, error.reason)
+        if isinstance(error, Unauthenticated):
+            # RFC 9110 11.6.1: a 401 names the scheme(s) that would work
+            response.headers["WWW-Authenticate"] = 'Bearer realm="ucloud"'
+        elif isinstance(error, Unavailable):
             response.headers["Retry-After"] = str(RETRY_AFTER)
         elif isinstance(error, TooManyAttempts):
             response.headers["Retry-After"] = str(error.retry_after)

@@ -92,6 +92,38 @@ def _with_uuid(operation: dict[str, Any]) -> dict[str, Any]:
     return {**operation, "parameters": _UUID}
 
 
+_TOTP: dict[str, list[str]] = {"name": [], "realm": [], "token": []}
+_SESSION = {
+    "type": "object",
+    "required": ["token", "expires", "ttl"],
+    "properties": {
+        "token": {"type": "string", "description": "send as Authorization: Bearer <token>"},
+        "expires": {"type": "string", "format": "date-time"},
+        "ttl": {"type": "integer", "description": "seconds the token is valid"},
+    },
+}
+
+
+def _session_paths() -> dict[str, Any]:
+    create = _op("exchange a TOTP code for a session token (TOTP credentials only)", 201, _SESSION)
+    create["security"] = [_TOTP]
+    revoke = _op(
+        "revoke the presented session; ?all=1: every session of your identity",
+        200,
+        {"type": "object", "properties": {"revoked": {"type": "integer"}}},
+    )
+    revoke["parameters"] = [
+        {
+            "name": "all",
+            "in": "query",
+            "required": False,
+            "description": "1: revoke every session of the caller's identity",
+            "schema": {"type": "string", "enum": ["0", "1"]},
+        }
+    ]
+    return {"/v1/session": {"post": create, "delete": revoke}}
+
+
 def document() -> dict[str, Any]:
     header = {"type": "apiKey", "in": "header"}
     return {
@@ -99,17 +131,23 @@ def document() -> dict[str, Any]:
         "info": {
             "title": "ucloud API",
             "version": "1",
-            "description": "Every /v1 request carries name, realm and a current TOTP token"
-            " (headers X-Ucloud-Name/-Realm/-Token or JSON body fields).",
+            "description": "Every /v1 request carries a session token (Authorization: Bearer,"
+            " from POST /v1/session) or name, realm and a current TOTP token (headers"
+            " X-Ucloud-Name/-Realm/-Token or JSON body fields); a TOTP code is accepted once.",
         },
         "components": {
             "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a session token of POST /v1/session",
+                },
                 "name": {**header, "name": "X-Ucloud-Name"},
                 "realm": {**header, "name": "X-Ucloud-Realm"},
                 "token": {**header, "name": "X-Ucloud-Token"},
             }
         },
-        "security": [{"name": [], "realm": [], "token": []}],
+        "security": [{"bearer": []}, _TOTP],
         "paths": {
             "/healthz": {
                 "get": _op("liveness and etcd reachability", 200, _ANY_OBJECT, public=True)
@@ -278,5 +316,6 @@ def document() -> dict[str, Any]:
             "/v1/user/ssh-key/{name}": {
                 "delete": {**_op("delete a stored ssh key", 200, _ANY_OBJECT), "parameters": _NAME}
             },
+            **_session_paths(),
         },
     }

@@ -1,12 +1,13 @@
-"""ucloud-cli <group> <command>: vm, network, image, host, user, ssh-key (docs/cli.md). This module
-only wires the groups of ucloud_cli/commands/ into the root group and turns CliError into exit 1."""
+"""ucloud-cli <group> <command>: vm, network, image, host, user, ssh-key; and logout (docs/cli.md).
+This module only wires the groups of ucloud_cli/commands/ into the root group and turns CliError
+into exit 1."""
 
 import sys
 
 import click
 
 from ucloud_cli.client import CliError
-from ucloud_cli.commands import Session, host, image, network, ssh_key, user, vm
+from ucloud_cli.commands import Session, host, image, network, session, ssh_key, user, vm
 
 
 @click.group()
@@ -27,6 +28,7 @@ def cli(ctx: click.Context, api: str | None, ca_file: str | None, as_json: bool)
 
 for commands in (vm, network, image, host, user, ssh_key):
     cli.add_command(commands.group)
+cli.add_command(session.logout)
 
 
 def main() -> None:

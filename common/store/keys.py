@@ -1,6 +1,8 @@
 """Where things live in etcd: every key prefix is defined here and nowhere else (docs/etcd.md
 describes each value)."""
 
+from urllib.parse import quote
+
 PREFIX = "/v1/"
 
 VM = "/v1/vm/"  # /v1/vm/<uuid>: a VM, desired and observed state (common/model.py)
@@ -21,6 +23,8 @@ PREFIX_NEXT = "/v1/ipam/prefix-next"  # {"next": index}: the same for the /64s
 VM_OWNER = "/v1/vm-owner/"  # /v1/vm-owner/<owner>/<uuid> -> {}: the VMs of an owner (an index)
 USAGE = "/v1/usage/"  # /v1/usage/<user>: what the user holds, counted (common/quota.py)
 QUOTA = "/v1/quota/"  # /v1/quota/<user>: the admin's limits for the user, overriding the defaults
+OTP_USED = "/v1/otp-used/"  # /v1/otp-used/<realm>/<name>/<code> -> {}: TOTP codes used, on a lease
+SESSION = "/v1/session/"  # /v1/session/<sha256 hex of the token>: a session (common/sessions.py)
 
 
 def vm(uuid: str) -> str:
@@ -58,6 +62,16 @@ def image(uuid: str) -> str:
 
 def user_account(name: str) -> str:
     return f"{USER}{name}/account"
+
+
+def otp_used(realm: str, name: str, code: str) -> str:
+    """Realm and name percent-encoded: with the ungleich-otp backend they may hold a `/`, and
+    ("a/b", "c") must not claim the key of ("a", "b/c")."""
+    return f"{OTP_USED}{quote(realm, safe='')}/{quote(name, safe='')}/{code}"
+
+
+def session(digest: str) -> str:
+    return SESSION + digest
 
 
 def vm_data(uuid: str) -> str:
