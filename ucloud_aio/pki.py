@@ -22,6 +22,7 @@ from pathlib import Path
 from ucloud_aio.etcd import EtcdTls
 
 CURVE = "prime256v1"  # NIST P-256
+NEW_EC_KEY = ("-newkey", "ec", "-pkeyopt", f"ec_paramgen_curve:{CURVE}", "-nodes")
 CA_DAYS = 3650
 LEAF_DAYS = 825
 
@@ -90,11 +91,7 @@ def _make_ca(pki: Pki, label: str) -> None:
         "req",
         "-x509",
         "-new",
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        f"ec_paramgen_curve:{CURVE}",
-        "-nodes",
+        *NEW_EC_KEY,
         "-keyout",
         str(pki.ca_key),
         "-out",
@@ -129,11 +126,7 @@ def _make_leaf(pki: Pki, name: str, names: list[str], usage: str) -> None:
         _openssl(
             "req",
             "-new",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            f"ec_paramgen_curve:{CURVE}",
-            "-nodes",
+            *NEW_EC_KEY,
             "-keyout",
             str(pair.key),
             "-out",
