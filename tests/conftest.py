@@ -19,6 +19,7 @@ from common.auth import create_local_user
 from common.config import Config
 from common.store import Store
 from tests.daemons import Daemons
+from tests.lab_helpers import SEEDS
 from tests.slapd import SLAPD, Slapd
 from ucloud_aio.cloud import AllInOne
 from ucloud_aio.etcd import EtcdServer
@@ -223,5 +224,22 @@ def running_cloud(**options: object) -> Iterator[AllInOne]:
     finally:
         aio.down()
         leftovers = pids_mentioning(str(state))
+        leaked = logs_with_secrets(state / "logs", {*SEEDS, *admin_seed(aio)})
         shutil.rmtree(state, ignore_errors=True)
         assert not leftovers, f"processes left behind: {leftovers}"
+        assert not leaked, f"TOTP seeds in the logs: {leaked}"
+
+
+def admin_seed(aio: AllInOne) -> list[str]:
+    return [aio.admin_credentials()["seed"]] if aio.admin_conf.exists() else []
+
+
+def logs_with_secrets(logs: Path, secrets: set[str]) -> list[str]:
+    """The daemons' and etcd's log files that contain any of `secrets` (not qemu's or the
+    guests' serial logs: a guest prints what it likes)."""
+    found = []
+    for path in sorted(logs.glob("*.log")) if logs.is_dir() else []:
+        text = path.read_text(errors="replace")
+        if any(secret in text for secret in secrets):
+            found.append(path.name)
+    return found

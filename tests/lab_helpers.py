@@ -11,6 +11,10 @@ from tests.daemons import eventually
 from ucloud_aio.cloud import AllInOne
 from ucloud_cli.client import Client as ApiClient
 
+# Every TOTP seed a lab test held (the admin's and every user's it created): running_cloud checks
+# that no log of the lab contains one. Seeds are secrets: shown once, on creation, never logged.
+SEEDS: set[str] = set()
+
 
 class Client:
     """The API of a running cloud as the admin, or as `creds` ({name, realm, seed})."""
@@ -18,6 +22,7 @@ class Client:
     def __init__(self, cloud: AllInOne, creds: dict[str, str] | None = None) -> None:
         self.cloud = cloud
         self.creds = creds or cloud.admin_credentials()
+        SEEDS.add(self.creds["seed"])
         # a session cached like the CLI's: every Client of the admin shares one
         ca = cloud.ca_file
         self.api = ApiClient.of(
