@@ -114,6 +114,8 @@ class Host(TypedDict, total=False):
     alive_since: str
     reported: str
     died: str
+    lease: str  # hex id of the lease its liveness key lives on
+    rejoined: str  # when it came back on a new lease (its old one was lost: it was dead)
     maintenance: bool
 
 

@@ -37,3 +37,17 @@ def test_a_minority_dying_together_is_evacuated() -> None:
 
 def test_hosts_dead_since_an_unknown_time_do_not_count() -> None:
     assert RULE.held([dead("a", None), dead("b", 1), alive("c")]) == set()
+
+
+def back(name: str, seconds: float) -> HostState:
+    return HostState(name, "ALIVE", None, seconds)
+
+
+def test_hosts_back_already_count_as_having_died_together() -> None:
+    """After a stall the others rejoined before the scheduler marked them DEAD: still a mass
+    failure, the one marked waits too."""
+    assert RULE.held([dead("a", 1), back("b", 1), back("c", 2)]) == {"a"}
+    # long back: an ordinary single failure
+    assert RULE.held([dead("a", 1), back("b", 300), back("c", 300)]) == set()
+    # nobody dead: nothing to hold
+    assert RULE.held([back("b", 1), back("c", 1), alive("d")]) == set()

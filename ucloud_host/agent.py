@@ -14,7 +14,7 @@ from common import fence, model
 from common.config import Config
 from common.errors import UcloudError
 from common.records import Host
-from common.store import Store, keys
+from common.store import Store, Transaction, keys
 from common.store.session import Session
 from ucloud_host import capacity
 from ucloud_host.driver import HostFacts
@@ -48,10 +48,9 @@ class HostAgent:
         """Adopt our previous lease if it still lives, else take a new one; then register."""
         if self.session is None or self.session.lost.is_set():
             self.session = self._adopt() or self._new_session().start()
-        self.store.put(
-            keys.alive(self.hostname), {"hostname": self.hostname}, lease=self.session.lease_id
-        )
         caps = capacity.detect(self.config, self.facts)
+        lease_id = self.session.lease_id
+        lease = f"{lease_id:x}"
 
         def register(record: Host) -> Host:
             if record.get("status") != model.ALIVE:
@@ -63,6 +62,10 @@ class HostAgent:
                     caps["disk"],
                 )
                 record["alive_since"] = model.now()
+            if record.get("lease") not in (None, lease):
+                # Our previous lease is gone: this host was dead for the cloud, even if the
+                # scheduler did not mark it so before it came back (evacuation.py counts it).
+                record["rejoined"] = model.now()
             record.update(
                 {
                     "hostname": self.hostname,
@@ -70,14 +73,21 @@ class HostAgent:
                     "capacity": caps,
                     "lease_ttl": self.config.host_lease_ttl,
                     "underlay": self.config.underlay_address or None,
+                    "lease": lease,
                 }
             )
             return record
 
-        if self.store.update(keys.host(self.hostname), register) is None:
-            record = register({"registered": model.now()})
-            if not self.store.create(keys.host(self.hostname), record):
-                self.store.update(keys.host(self.hostname), register)
+        def join(txn: Transaction) -> None:
+            # One transaction: nobody sees the liveness key without the record that goes with
+            # it (the scheduler would count a host back on a new lease as an ordinary one).
+            entry = txn.get(keys.host(self.hostname))
+            record: Host = entry.copy_value() if entry else {"registered": model.now()}
+            record = register(record)
+            txn.put(keys.alive(self.hostname), {"hostname": self.hostname}, lease=lease_id)
+            txn.put(keys.host(self.hostname), record)
+
+        self.store.transact(join)
 
     def _new_session(self) -> Session:
         # Refresh often: the VM agent fences when no refresh came for TTL - fence_margin, so

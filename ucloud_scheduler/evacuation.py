@@ -9,6 +9,10 @@ moving every VM at once would only crowd the few hosts left and shuffle the whol
 Kubernetes' node lifecycle controller stops evicting when a whole zone is unhealthy, their VMs
 stay assigned to them until `grace` has passed since their death; a host still dead then is
 evacuated as usual. Waiting can never run a VM twice: it only delays a restart.
+
+Hosts that lost their lease and are back already count as having died too: after a stall they
+race the scheduler, and those that rejoin before it marks them DEAD must not make the few it did
+mark look like ordinary single failures.
 """
 
 from collections.abc import Iterable
@@ -22,6 +26,7 @@ class HostState:
     name: str
     status: str  # model.ALIVE or model.DEAD
     dead_for: float | None  # seconds since it was marked DEAD (None: unknown or alive)
+    back_for: float | None = None  # seconds since it came back on a new lease (None: never)
 
 
 @dataclass(frozen=True)
@@ -37,7 +42,13 @@ class MassFailure:
             for h in hosts
             if h.status == model.DEAD and h.dead_for is not None and h.dead_for < self.grace
         }
+        back = sum(
+            1
+            for h in hosts
+            if h.status == model.ALIVE and h.back_for is not None and h.back_for < self.grace
+        )
         alive = sum(1 for h in hosts if h.status == model.ALIVE)
-        if len(recent) >= 2 and len(recent) > self.share * (alive + len(recent)):
+        died = len(recent) + back
+        if recent and died >= 2 and died > self.share * (alive + len(recent)):
             return recent
         return set()

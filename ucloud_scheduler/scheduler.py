@@ -209,6 +209,7 @@ class Scheduler:
                 record["hostname"],
                 record.get("status", model.ALIVE),
                 model.seconds_since(record["died"]) if record.get("died") else None,
+                model.seconds_since(record["rejoined"]) if record.get("rejoined") else None,
             )
             for record in (e.value for e in self.hosts.values())
         ]
