@@ -40,8 +40,11 @@ def test_only_processes_of_the_qemu_user_are_vms(owner: str) -> None:
     process = mimic(driver, *ids.get(owner, (NOBODY, NOBODY)))
     ours = owner == "qemu_user"
     try:
-        # Until bash has exec'd into the mimic (its command line is then the fake qemu's).
-        assert poll(lambda: b"-uuid" in Path(f"/proc/{process.pid}/cmdline").read_bytes(), 5)
+        # Until setpriv and bash have exec'd into the mimic: its command line is then the fake
+        # qemu's (setpriv's and bash's hold "-uuid" too, while their user may still be root).
+        assert poll(
+            lambda: Path(f"/proc/{process.pid}/cmdline").read_bytes().startswith(b"/fake/"), 5
+        )
         assert (UUID in driver.processes()) is ours
         driver.fence()  # kills what processes() finds: never another user's process
         assert (process.poll() is None) is not ours
